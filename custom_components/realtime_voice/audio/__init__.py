@@ -1,0 +1,1 @@
+"""Audio engine: microphone and speaker on real devices. No Home Assistant imports."""

@@ -1,0 +1,5 @@
+"""Constants for Realtime Voice."""
+
+from typing import Final
+
+DOMAIN: Final = "realtime_voice"

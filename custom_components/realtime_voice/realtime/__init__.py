@@ -1,0 +1,1 @@
+"""The OpenAI Realtime client over WebRTC. No Home Assistant imports."""

@@ -1,0 +1,38 @@
+# PulseAudio with virtual devices, for tests, benchmarks and the development server. Sourced
+# inside the environment (see in_env in scripts/lib.sh).
+#   speaker    a null sink: what the integration plays; record it from speaker.monitor
+#   mic_feed   a null sink: play a WAV here (paplay --device=mic_feed) ...
+#   mic        ... and it is heard on this source, the default microphone
+# shellcheck shell=bash
+
+start_virtual_audio() {
+  XDG_RUNTIME_DIR=$(mktemp -d /tmp/realtime-voice-pulse.XXXXXX)
+  export XDG_RUNTIME_DIR
+  export PULSE_SERVER="unix:$XDG_RUNTIME_DIR/pulse/native"
+  # Root is fine here: a private server for this run, with no D-Bus and no hardware.
+  pulseaudio -n --daemonize=no --exit-idle-time=-1 --system=no --disallow-exit=no \
+    --log-target="file:$XDG_RUNTIME_DIR/pulseaudio.log" \
+    --load="module-native-protocol-unix auth-anonymous=1 socket=$XDG_RUNTIME_DIR/pulse/native" \
+    --load="module-null-sink sink_name=speaker sink_properties=device.description=Speaker" \
+    --load="module-null-sink sink_name=mic_feed sink_properties=device.description=Mic_feed" \
+    --load="module-remap-source source_name=mic master=mic_feed.monitor source_properties=device.description=Microphone" \
+    2>/dev/null &
+  VIRTUAL_AUDIO_PID=$!
+  local _
+  for _ in $(seq 100); do
+    pactl info >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  pactl info >/dev/null || { cat "$XDG_RUNTIME_DIR/pulseaudio.log" >&2; return 1; }
+  pactl set-default-sink speaker
+  pactl set-default-source mic
+  export REALTIME_VOICE_VIRTUAL_AUDIO=1
+}
+
+stop_virtual_audio() {
+  [ -n "${VIRTUAL_AUDIO_PID:-}" ] || return 0
+  kill "$VIRTUAL_AUDIO_PID" 2>/dev/null || true
+  wait "$VIRTUAL_AUDIO_PID" 2>/dev/null || true
+  rm -rf "$XDG_RUNTIME_DIR"
+  unset VIRTUAL_AUDIO_PID
+}

@@ -1,0 +1,33 @@
+"""`realtime/` and `audio/` are libraries: they never import Home Assistant."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "custom_components/realtime_voice"
+
+
+def _imported_modules(source: Path) -> set[str]:
+    """Return every module a source file imports, relative imports resolved to their level."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            modules.add("." * node.level + (node.module or ""))
+    return modules
+
+
+@pytest.mark.parametrize("library", ["realtime", "audio"])
+def test_library_has_no_home_assistant_imports(library: str) -> None:
+    """No module of the library imports homeassistant or the integration around it."""
+    sources = sorted((PACKAGE / library).rglob("*.py"))
+    assert sources
+    for source in sources:
+        for module in _imported_modules(source):
+            assert not module.startswith("homeassistant"), f"{source.name} imports {module}"
+            # ".." from a library module reaches the Home Assistant glue.
+            assert not module.startswith(".."), f"{source.name} imports {module}"

@@ -1,0 +1,100 @@
+"""The PulseAudio virtual devices that scripts/test starts (scripts/virtual-audio.sh).
+
+`mic_feed` is a sink whose monitor is remapped to the source `mic` (the default microphone), so a
+WAV played into `mic_feed` is what the integration hears; `speaker` is the default sink, and
+`speaker.monitor` records what the integration played.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import os
+from pathlib import Path
+import subprocess
+from typing import TYPE_CHECKING
+import wave
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+RATE = 48000
+MIC = "mic"
+MIC_FEED = "mic_feed"
+SPEAKER = "speaker"
+SPEAKER_MONITOR = "speaker.monitor"
+
+
+def require_virtual_audio() -> None:
+    """Fail (not skip) when the run has no virtual devices: scripts/test starts them."""
+    if not os.environ.get("REALTIME_VOICE_VIRTUAL_AUDIO"):
+        msg = "no PulseAudio virtual devices: run the tests with scripts/test"
+        raise RuntimeError(msg)
+
+
+def tone(hz: float, seconds: float, amplitude: float = 0.5) -> np.ndarray:
+    """Return a mono int16 sine tone at RATE."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    return (amplitude * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    """Write mono int16 samples at RATE as a WAV file."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+def speech_wav(path: Path, text: str) -> Path:
+    """Speak text with espeak-ng into a WAV file (22.05 kHz mono)."""
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+    return path
+
+
+def play_into_mic(path: Path) -> None:
+    """Play a WAV into the virtual microphone and wait until it has been played."""
+    subprocess.run(["paplay", f"--device={MIC_FEED}", str(path)], check=True)
+
+
+@contextmanager
+def recording(device: str = SPEAKER_MONITOR) -> Iterator[list[np.ndarray]]:
+    """Record a PulseAudio source (mono int16 at RATE) for the duration of the block.
+
+    The list it yields receives one array with everything recorded when the block ends.
+    """
+    process = subprocess.Popen(
+        [
+            "parec",
+            f"--device={device}",
+            "--raw",
+            "--format=s16le",
+            f"--rate={RATE}",
+            "--channels=1",
+            "--latency-msec=10",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    result: list[np.ndarray] = []
+    try:
+        yield result
+    finally:
+        process.terminate()
+        data, _ = process.communicate(timeout=5)
+        result.append(np.frombuffer(data, dtype=np.int16))
+
+
+def rms(samples: np.ndarray) -> float:
+    """Return the root mean square of int16 samples, 0 for no samples."""
+    if samples.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+
+def dominant_hz(samples: np.ndarray, rate: int = RATE) -> float:
+    """Return the strongest frequency in the samples."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
