@@ -1,5 +1,96 @@
-"""Constants for Realtime Voice."""
+"""Keys and defaults of Realtime Voice."""
 
+from __future__ import annotations
+
+from enum import StrEnum
+import logging
 from typing import Final
 
 DOMAIN: Final = "realtime_voice"
+LOGGER: Final = logging.getLogger(__package__)
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com"
+DEFAULT_MODEL: Final = "gpt-realtime"
+DEFAULT_VOICE: Final = "marin"
+DEFAULT_INSTRUCTIONS: Final = (
+    "You are a friendly voice assistant for this home. Answer briefly, in one or two short "
+    "sentences, in the language the user speaks. When the user says goodbye, call end_session."
+)
+
+# Entry data (set up once, changed only by reauth / reconfigure).
+CONF_BASE_URL: Final = "base_url"
+CONF_AUDIO_BACKEND: Final = "audio_backend"
+CONF_INPUT_DEVICE: Final = "input_device"
+CONF_OUTPUT_DEVICE: Final = "output_device"
+DEFAULT_DEVICE: Final = "default"
+
+# Entry options.
+CONF_INSTRUCTIONS: Final = "instructions"
+CONF_VOICE: Final = "voice"
+CONF_MODEL: Final = "model"
+CONF_GREETING: Final = "greeting"
+CONF_IDLE_TIMEOUT: Final = "idle_timeout"
+CONF_MAX_DURATION: Final = "max_duration"
+CONF_DUPLEX: Final = "duplex"
+CONF_TURN_DETECTION: Final = "turn_detection"
+CONF_VAD_EAGERNESS: Final = "vad_eagerness"
+CONF_TRANSCRIPTION_MODEL: Final = "transcription_model"
+CONF_TRANSCRIPTION_LANGUAGE: Final = "transcription_language"
+CONF_ALLOW_RISKY_ACTIONS: Final = "allow_risky_actions"
+CONF_RISKY_ENTITIES: Final = "risky_entities"
+CONF_TOOL_TIMEOUT: Final = "tool_timeout"
+CONF_MAX_TOOL_CALLS: Final = "max_tool_calls"
+CONF_PRICE_AUDIO_INPUT: Final = "price_audio_input"
+CONF_PRICE_AUDIO_OUTPUT: Final = "price_audio_output"
+CONF_PRICE_TEXT_INPUT: Final = "price_text_input"
+CONF_PRICE_TEXT_OUTPUT: Final = "price_text_output"
+CONF_PRICE_CACHED_INPUT: Final = "price_cached_input"
+
+DEFAULT_IDLE_TIMEOUT: Final = 30  # seconds of silence from both sides
+DEFAULT_MAX_DURATION: Final = 10  # minutes
+MAX_MAX_DURATION: Final = 55  # minutes: OpenAI ends every session at 60
+DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
+DEFAULT_TOOL_TIMEOUT: Final = 10  # seconds
+DEFAULT_MAX_TOOL_CALLS: Final = 5  # per user turn
+
+# USD per million tokens, gpt-realtime (research notes §4.4); the user may change them.
+DEFAULT_PRICES: Final = {
+    CONF_PRICE_AUDIO_INPUT: 32.0,
+    CONF_PRICE_AUDIO_OUTPUT: 64.0,
+    CONF_PRICE_TEXT_INPUT: 4.0,
+    CONF_PRICE_TEXT_OUTPUT: 16.0,
+    CONF_PRICE_CACHED_INPUT: 0.4,
+}
+
+
+class AudioBackendChoice(StrEnum):
+    """Which audio library the box uses."""
+
+    AUTO = "auto"
+    SOUNDDEVICE = "sounddevice"
+    PULSE = "pulse"
+
+
+class Duplex(StrEnum):
+    """Whether the microphone stays open while the assistant speaks."""
+
+    HALF = "half"
+    FULL = "full"
+
+
+class EndReason(StrEnum):
+    """Why a conversation ended, as the session_ended event reports it."""
+
+    USER = "user"
+    GOODBYE = "goodbye"
+    IDLE = "idle"
+    MAX_DURATION = "max_duration"
+    EXPIRED = "expired"
+    ERROR = "error"
+    SHUTDOWN = "shutdown"
+
+
+EVENT_SESSION_STARTED: Final = f"{DOMAIN}_session_started"
+EVENT_SESSION_ENDED: Final = f"{DOMAIN}_session_ended"
+EVENT_TRANSCRIPT: Final = f"{DOMAIN}_transcript"
+EVENT_TOOL_CALL: Final = f"{DOMAIN}_tool_call"

@@ -275,7 +275,7 @@ class RealtimeConnection:
             ):
                 text = await response.text()
                 if response.status not in (200, 201):
-                    raise _http_error(response.status, text)
+                    raise http_error(response.status, text)
                 self.call_id = response.headers.get("Location", "").rsplit("/", 1)[-1] or None
         except TimeoutError as err:
             raise ConnectError(f"{url} did not answer within {self._timeouts.http:g} s") from err
@@ -443,7 +443,7 @@ class RealtimeConnection:
             _LOGGER.debug("Hang-up of %s failed: %s", self.call_id, err)
 
 
-def _http_error(status: int, body: str) -> RealtimeError:
+def http_error(status: int, body: str) -> RealtimeError:
     """Map an HTTP error answer (OpenAI's error envelope) to the client's error types."""
     error: dict[str, Any] = {}
     with suppress(ValueError, AttributeError):

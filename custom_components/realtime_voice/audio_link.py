@@ -1,0 +1,167 @@
+"""AudioLink: the box's microphone and speaker for one conversation, opened the Home Assistant way.
+
+The audio engine (`audio/`) knows nothing of Home Assistant; this module picks the backend the
+user chose, opens and closes devices in the executor, and runs the speaker as a task of Home
+Assistant, so that nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiortc import MediaStreamTrack
+from homeassistant.core import HomeAssistant
+
+from .audio import (
+    AudioBackend,
+    AudioDeviceError,
+    AudioError,
+    BackendName,
+    DuplexMode,
+    EchoGate,
+    auto_backend,
+    create_backend,
+)
+from .audio.tracks import MicrophoneTrack, SpeakerSink
+from .const import DOMAIN, AudioBackendChoice, Duplex
+
+if TYPE_CHECKING:
+    from .settings import SessionSettings
+
+type DeviceLostHandler = Callable[[AudioDeviceError], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSettings:
+    """Which devices to open, and how the microphone treats the assistant's voice."""
+
+    backend: AudioBackendChoice
+    input_device: str | None
+    output_device: str | None
+    duplex: Duplex
+
+    @classmethod
+    def from_settings(cls, settings: SessionSettings) -> AudioSettings:
+        """Take the audio part of a box's settings."""
+        return cls(
+            settings.audio_backend, settings.input_device, settings.output_device, settings.duplex
+        )
+
+
+def _load_backend(choice: AudioBackendChoice) -> AudioBackend:
+    """Load the chosen backend, or the first that works; blocking."""
+    if choice is AudioBackendChoice.AUTO:
+        return auto_backend()
+    return create_backend(BackendName(choice.value))
+
+
+class AudioLink:
+    """An open microphone track, a speaker sink and the echo gate between them."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        backend: AudioBackend,
+        microphone: MicrophoneTrack,
+        speaker: SpeakerSink,
+        gate: EchoGate,
+    ) -> None:
+        """Hold open devices; use async_open()."""
+        self.hass = hass
+        self.backend = backend
+        self.microphone = microphone
+        self.speaker = speaker
+        self.gate = gate
+        self._player: asyncio.Task[None] | None = None
+        self._unlisten = speaker.add_playout_listener(gate.playout_changed)
+
+    @classmethod
+    async def async_open(
+        cls, hass: HomeAssistant, settings: AudioSettings, on_device_lost: DeviceLostHandler
+    ) -> AudioLink:
+        """Open the microphone and the speaker; release both if either fails."""
+        backend = await hass.async_add_executor_job(_load_backend, settings.backend)
+        gate = EchoGate(DuplexMode.FULL if settings.duplex is Duplex.FULL else DuplexMode.HALF)
+        microphone: MicrophoneTrack | None = None
+        try:
+            microphone = await MicrophoneTrack.open(
+                backend, settings.input_device, gate=gate, on_device_lost=on_device_lost
+            )
+            speaker = await SpeakerSink.open(
+                backend, settings.output_device, on_device_lost=on_device_lost
+            )
+        except BaseException:
+            if microphone is not None:
+                await microphone.aclose()
+            await hass.async_add_executor_job(backend.close)
+            raise
+        return cls(hass, backend, microphone, speaker, gate)
+
+    def play(self, track: MediaStreamTrack) -> None:
+        """Play the assistant's track on the speaker until it ends."""
+        self._player = self.hass.async_create_background_task(
+            self._play(track), f"{DOMAIN} speaker"
+        )
+
+    async def _play(self, track: MediaStreamTrack) -> None:
+        # A failed device is reported through on_device_lost; the task just ends.
+        with suppress(AudioDeviceError):
+            await self.speaker.play(track)
+
+    def flush(self) -> None:
+        """Silence the speaker now (barge-in, cancel)."""
+        self.speaker.flush()
+
+    def assistant_speaking(self, *, speaking: bool) -> None:
+        """Follow the server's output_audio_buffer events for the echo gate."""
+        if speaking:
+            self.gate.assistant_started()
+        else:
+            self.gate.assistant_stopped()
+
+    async def async_close(self) -> None:
+        """Stop playing and release both devices, in the executor."""
+        self._unlisten()
+        if self._player is not None:
+            self._player.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._player
+        try:
+            await self.microphone.aclose()
+        finally:
+            await self.speaker.aclose()
+            await self.hass.async_add_executor_job(self.backend.close)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Return the counters of both devices."""
+        return {
+            "backend": self.backend.name,
+            "microphone": asdict(self.microphone.stats),
+            "speaker": asdict(self.speaker.stats),
+        }
+
+
+async def async_list_devices(
+    hass: HomeAssistant, choice: AudioBackendChoice
+) -> tuple[list[str], list[str]]:
+    """Return the names of the input and output devices the backend sees (none if it fails)."""
+
+    def list_devices() -> tuple[list[str], list[str]]:
+        try:
+            backend = _load_backend(choice)
+        except AudioError:
+            return [], []
+        try:
+            devices = backend.list_devices()
+        finally:
+            backend.close()
+        return (
+            [device.name for device in devices if device.is_input],
+            [device.name for device in devices if device.is_output],
+        )
+
+    return await hass.async_add_executor_job(list_devices)

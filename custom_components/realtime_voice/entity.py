@@ -1,0 +1,47 @@
+"""Base entity: a thin renderer of one box's SessionState."""
+
+from __future__ import annotations
+
+from typing import override
+
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import DOMAIN
+from .session import VoiceSession
+from .state import SessionState
+
+
+def device_info(entry_id: str, title: str) -> DeviceInfo:
+    """Describe the box as one device."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, entry_id)},
+        name=title,
+        manufacturer="OpenAI",
+        model="Realtime voice assistant",
+        entry_type=DeviceEntryType.SERVICE,
+    )
+
+
+class RealtimeVoiceEntity(Entity):
+    """An entity of one box, pushed by its session, never polled."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, session: VoiceSession, title: str, description: EntityDescription) -> None:
+        """Bind the entity to the box's session."""
+        self.session = session
+        self.entity_description = description
+        self._attr_unique_id = f"{session.entry_id}-{description.key}"
+        self._attr_device_info = device_info(session.entry_id, title)
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the session's state."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.session.async_subscribe(self._on_state))
+
+    def _on_state(self, _state: SessionState) -> None:
+        """Render the new snapshot."""
+        self.async_write_ha_state()

@@ -1,0 +1,118 @@
+"""Sensors: the conversation's state, the last transcripts, tokens and estimated cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Final, override
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .entity import RealtimeVoiceEntity
+from .models import RealtimeVoiceConfigEntry
+from .state import Activity, SessionState, Transcript
+
+PARALLEL_UPDATES = 0
+MAX_STATE_LENGTH: Final = 255
+"""Home Assistant refuses longer states: the whole text goes to an attribute."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimeVoiceSensorDescription(SensorEntityDescription):
+    """A sensor computed from the session's state."""
+
+    value_fn: Callable[[SessionState], StateType]
+    attributes_fn: Callable[[SessionState], dict[str, Any]] = lambda _state: {}
+
+
+def _text(transcript: Transcript | None) -> str | None:
+    return None if transcript is None else transcript.text[:MAX_STATE_LENGTH]
+
+
+def _transcript_attributes(transcript: Transcript | None) -> dict[str, Any]:
+    if transcript is None:
+        return {}
+    return {"text": transcript.text, "time": transcript.at.isoformat(), "final": transcript.final}
+
+
+SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
+    RealtimeVoiceSensorDescription(
+        key="state",
+        translation_key="state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[activity.value for activity in Activity],
+        value_fn=lambda state: state.activity.value,
+        attributes_fn=lambda state: {"last_error": state.last_error},
+    ),
+    RealtimeVoiceSensorDescription(
+        key="user_transcript",
+        translation_key="user_transcript",
+        value_fn=lambda state: _text(state.user_transcript),
+        attributes_fn=lambda state: _transcript_attributes(state.user_transcript),
+    ),
+    RealtimeVoiceSensorDescription(
+        key="assistant_transcript",
+        translation_key="assistant_transcript",
+        value_fn=lambda state: _text(state.assistant_transcript),
+        attributes_fn=lambda state: _transcript_attributes(state.assistant_transcript),
+    ),
+    RealtimeVoiceSensorDescription(
+        key="session_tokens",
+        translation_key="session_tokens",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement="tokens",
+        value_fn=lambda state: state.session_usage.total,
+        attributes_fn=lambda state: {
+            **asdict(state.session_usage),
+            "total_tokens": state.total_tokens,
+        },
+    ),
+    RealtimeVoiceSensorDescription(
+        key="estimated_cost",
+        translation_key="estimated_cost",
+        device_class=SensorDeviceClass.MONETARY,
+        state_class=SensorStateClass.TOTAL,
+        native_unit_of_measurement="USD",
+        suggested_display_precision=4,
+        value_fn=lambda state: round(state.total_cost, 6),
+        attributes_fn=lambda state: {"session_cost": round(state.session_cost, 6)},
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: RealtimeVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the box's sensors."""
+    session = entry.runtime_data.session
+    async_add_entities(
+        RealtimeVoiceSensor(session, entry.title, description) for description in SENSORS
+    )
+
+
+class RealtimeVoiceSensor(RealtimeVoiceEntity, SensorEntity):
+    """A value of the conversation."""
+
+    entity_description: RealtimeVoiceSensorDescription
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """Return the value computed from the snapshot."""
+        return self.entity_description.value_fn(self.session.state)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the details computed from the snapshot."""
+        return self.entity_description.attributes_fn(self.session.state)

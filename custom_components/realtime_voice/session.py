@@ -1,0 +1,493 @@
+"""VoiceSession: one box's conversation, from the start action to the last byte of audio.
+
+idle → connecting → listening ⇄ user_speaking → thinking → assistant_speaking → … → ending → idle
+
+The session owns the audio devices and the Realtime connection while a conversation runs, and
+one SessionState snapshot that entities render. Start and end are serialised by one lock; every
+path out of a conversation goes through `_teardown`, which releases everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+import time
+from typing import Any, Final
+
+import aiohttp
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import async_call_later
+from homeassistant.util import dt as dt_util
+
+from .audio import AudioDeviceError
+from .audio_link import AudioLink, AudioSettings
+from .const import (
+    DOMAIN,
+    EVENT_SESSION_ENDED,
+    EVENT_SESSION_STARTED,
+    EVENT_TRANSCRIPT,
+    LOGGER,
+    EndReason,
+)
+from .realtime.connection import CloseReason, RealtimeConnection, Timeouts
+from .realtime.events import (
+    AssistantTranscriptDelta,
+    AssistantTranscriptDone,
+    ErrorEvent,
+    FunctionCall,
+    InputTranscriptCompleted,
+    OutputAudioCleared,
+    OutputAudioStarted,
+    OutputAudioStopped,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+    user_text,
+)
+from .settings import SessionSettings
+from .state import ACTIVE, Activity, SessionState, Transcript
+from .tools import ToolRouter
+from .translated_errors import clear_issues, translate_error
+from .usage import UsageLedger
+
+GOODBYE_DRAIN_SECONDS: Final = 8.0
+"""The longest a goodbye may play before the call is closed anyway."""
+LIVE_TEXT_INTERVAL: Final = 0.25
+"""Live transcript text reaches entities at most this often, so the recorder is not flooded."""
+
+type StateListener = Callable[[SessionState], None]
+
+
+class VoiceSession:
+    """The conversation of one box."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        *,
+        entry_id: str,
+        device_id: Callable[[], str | None],
+        settings: SessionSettings,
+        http: aiohttp.ClientSession,
+        tools: ToolRouter,
+        ledger: UsageLedger,
+        on_auth_failed: Callable[[], None],
+    ) -> None:
+        """Prepare an idle session; nothing is opened until start()."""
+        self.hass = hass
+        self.entry_id = entry_id
+        self._device_id = device_id
+        self.settings = settings
+        self._http = http
+        self._tools = tools
+        self._ledger = ledger
+        self._on_auth_failed = on_auth_failed
+        self._state = SessionState(total_tokens=ledger.total_tokens, total_cost=ledger.total_cost)
+        self._listeners: list[StateListener] = []
+        self._lock = asyncio.Lock()
+        self._connection: RealtimeConnection | None = None
+        self._audio: AudioLink | None = None
+        self._timers: dict[str, CALLBACK_TYPE] = {}
+        self._goodbye_done = asyncio.Event()
+        self._end_task: asyncio.Task[None] | None = None
+        self._live_text = ""
+        self._started = 0.0
+
+    # --- State for entities ------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """Return the current snapshot."""
+        return self._state
+
+    @callback
+    def async_subscribe(self, listener: StateListener) -> CALLBACK_TYPE:
+        """Call listener with every new snapshot; return the unsubscribe callback."""
+        self._listeners.append(listener)
+        return partial(self._listeners.remove, listener)
+
+    @callback
+    def _update(self, **changes: Any) -> None:
+        """Replace the snapshot and tell the listeners, only when something changed."""
+        new = replace(self._state, **changes)
+        if new == self._state:
+            return
+        self._state = new
+        for listener in list(self._listeners):
+            listener(new)
+
+    @callback
+    def apply_settings(self, settings: SessionSettings) -> None:
+        """Use new options from the next conversation on."""
+        self.settings = settings
+        self._tools.policy = settings.tool_policy
+        self._ledger.prices = settings.prices
+
+    # --- Actions -----------------------------------------------------------------------------
+
+    async def async_start(
+        self, instructions: str | None = None, greeting: str | None = None
+    ) -> None:
+        """Start a conversation; raise a translated HomeAssistantError if it cannot."""
+        async with self._lock:
+            if self._state.active:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="already_running"
+                )
+            self._update(activity=Activity.CONNECTING, last_error=None)
+            try:
+                await self._open(instructions)
+            except Exception as err:
+                await self._teardown(EndReason.ERROR, announce=False)
+                raise self._translate(err) from err
+            self._begin()
+        if greeting := greeting or self.settings.greeting:
+            self._say(greeting)
+
+    async def async_end(
+        self, goodbye: str | None = None, reason: EndReason = EndReason.USER
+    ) -> None:
+        """End the conversation, after saying goodbye if asked; raise if none is running."""
+        async with self._lock:
+            if not self._state.active or self._state.activity is Activity.ENDING:
+                raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_running")
+            await self._finish(reason, goodbye)
+
+    async def async_send_text(self, text: str) -> None:
+        """Add what the user typed to the conversation and let the model answer it."""
+        connection = self._require_connection()
+        self._tools.new_turn()
+        connection.send(user_text(text))
+        connection.create_response()
+
+    async def async_announce(self, message: str, *, listen: bool) -> None:
+        """Say message; keep listening for the answer, or end once it was said."""
+        if not self._state.active:
+            await self.async_start()
+        if listen:
+            self._say(message)
+            return
+        async with self._lock:
+            if self._state.active:
+                await self._finish(EndReason.USER, message)
+
+    async def async_shutdown(self) -> None:
+        """End any conversation because Home Assistant stops or the entry unloads."""
+        async with self._lock:
+            if self._state.active:
+                await self._finish(EndReason.SHUTDOWN, None)
+
+    # --- Opening -----------------------------------------------------------------------------
+
+    async def _open(self, instructions: str | None) -> None:
+        """Open the audio devices, then the call, then configure the session."""
+        settings = self.settings
+        self._audio = await AudioLink.async_open(
+            self.hass, AudioSettings.from_settings(settings), self._on_device_lost
+        )
+        config = await self._session_config(instructions)
+        self._connection = await RealtimeConnection.open(
+            self._http,
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            session=config,
+            audio_track=self._audio.microphone,
+            on_event=self._on_event,
+            on_closed=self._on_closed,
+            timeouts=Timeouts(),
+        )
+        await self._connection.update_session(config)
+        if self._connection.remote_audio is not None:
+            self._audio.play(self._connection.remote_audio)
+
+    async def _session_config(self, instructions: str | None) -> SessionConfig:
+        """Build the session: persona, voice, listening, and the tools of the LLM API."""
+        settings = self.settings
+        prepared = await self._tools.async_prepare(self._device_id())
+        persona = instructions or settings.instructions
+        return SessionConfig(
+            model=settings.model,
+            instructions="\n\n".join(part for part in (persona, prepared.prompt) if part),
+            voice=settings.voice,
+            turn_detection=settings.turn_detection,
+            transcription_model=settings.transcription_model,
+            transcription_language=settings.transcription_language,
+            tools=prepared.specs,
+        )
+
+    def _begin(self) -> None:
+        """Mark the conversation as listening and arm its timers."""
+        self._started = time.monotonic()
+        self._goodbye_done.clear()
+        self._update(activity=Activity.LISTENING, session_usage=self._ledger.new_session())
+        self._arm("max_duration", self.settings.max_duration * 60, EndReason.MAX_DURATION)
+        self._touch()
+        clear_issues(self.hass)
+        self._fire(EVENT_SESSION_STARTED, {})
+
+    def _say(self, text: str) -> None:
+        """Have the assistant say text, in the persona's voice."""
+        if self._connection is not None and not self._connection.is_closed:
+            self._connection.create_response(f"Say this to the user, in your own voice: {text}")
+
+    # --- Ending ------------------------------------------------------------------------------
+
+    async def _finish(self, reason: EndReason, goodbye: str | None) -> None:
+        """Say goodbye if asked, then tear down. The lock is held."""
+        self._update(activity=Activity.ENDING)
+        connection = self._connection
+        if connection is not None and not connection.is_closed:
+            if connection.cancel_response() and self._audio is not None:
+                self._audio.flush()
+            if goodbye:
+                await self._say_goodbye(connection, goodbye)
+        await self._teardown(reason)
+
+    async def _say_goodbye(self, connection: RealtimeConnection, goodbye: str) -> None:
+        """Say goodbye and wait, bounded, until the audio has played."""
+        self._goodbye_done.clear()
+        connection.create_response(f"Say goodbye to the user with these words: {goodbye}")
+        try:
+            async with asyncio.timeout(GOODBYE_DRAIN_SECONDS):
+                await self._goodbye_done.wait()
+        except TimeoutError:
+            LOGGER.debug("The goodbye did not finish playing within %s s", GOODBYE_DRAIN_SECONDS)
+
+    async def _teardown(self, reason: EndReason, *, announce: bool = True) -> None:
+        """Release the call and the audio devices; every conversation ends here."""
+        for cancel in self._timers.values():
+            cancel()
+        self._timers.clear()
+        connection, self._connection = self._connection, None
+        audio, self._audio = self._audio, None
+        try:
+            if connection is not None:
+                await connection.close()
+        finally:
+            if audio is not None:
+                await audio.async_close()
+            self._ledger.async_save()
+            self._update(activity=Activity.IDLE)
+            if announce:
+                self._fire(
+                    EVENT_SESSION_ENDED,
+                    {"reason": reason, "duration": round(time.monotonic() - self._started, 1)},
+                )
+
+    @callback
+    def _end_soon(self, reason: EndReason, goodbye: str | None = None) -> None:
+        """End from a callback (timer, far side, tool), in a task of the entry."""
+        if self._end_task is not None and not self._end_task.done():
+            return
+        self._end_task = self.hass.async_create_background_task(
+            self._end_quietly(reason, goodbye), f"{DOMAIN} end conversation"
+        )
+
+    async def _end_quietly(self, reason: EndReason, goodbye: str | None) -> None:
+        """End if still running; nobody waits for an error here."""
+        async with self._lock:
+            if self._state.active and self._state.activity is not Activity.ENDING:
+                await self._finish(reason, goodbye)
+
+    @callback
+    def _on_closed(self, reason: CloseReason, detail: str) -> None:
+        """End the conversation when the connection ended, unless we closed it ourselves."""
+        if reason is CloseReason.CLIENT:
+            return
+        LOGGER.info("The Realtime call ended: %s (%s)", reason, detail)
+        ended = EndReason.EXPIRED if reason is CloseReason.SESSION_EXPIRED else EndReason.ERROR
+        if ended is EndReason.ERROR:
+            self._update(last_error=detail or str(reason))
+        self._end_soon(ended)
+
+    @callback
+    def _on_device_lost(self, err: AudioDeviceError) -> None:
+        """End the conversation, saying why, when the microphone or speaker went away."""
+        LOGGER.warning("Audio device lost: %s", err)
+        translate_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+        self._update(last_error=str(err))
+        self._end_soon(EndReason.ERROR)
+
+    def audio_diagnostics(self) -> dict[str, Any]:
+        """Return the audio devices' counters while a conversation runs."""
+        return self._audio.diagnostics() if self._audio is not None else {}
+
+    # --- Timers ------------------------------------------------------------------------------
+
+    def _arm(self, name: str, seconds: float, reason: EndReason) -> None:
+        """(Re)start a timer that ends the conversation."""
+        if cancel := self._timers.pop(name, None):
+            cancel()
+        self._timers[name] = async_call_later(
+            self.hass, seconds, lambda _now: self._on_timer(name, reason)
+        )
+
+    @callback
+    def _on_timer(self, name: str, reason: EndReason) -> None:
+        self._timers.pop(name, None)
+        if reason is EndReason.IDLE and self._state.activity is not Activity.LISTENING:
+            self._touch()  # someone is speaking or the model is thinking: not idle
+            return
+        self._end_soon(reason)
+
+    def _touch(self) -> None:
+        """Something was said: the idle timeout starts again."""
+        if self._state.active:
+            self._arm("idle", self.settings.idle_timeout, EndReason.IDLE)
+
+    # --- Server events -----------------------------------------------------------------------
+
+    @callback
+    def _on_event(self, event: ServerEvent) -> None:
+        """Turn one server event into state, entity updates and bus events."""
+        handler = self._HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_speech_started(self, _event: SpeechStarted) -> None:
+        if self._state.activity is Activity.ASSISTANT_SPEAKING and self._audio is not None:
+            self._audio.flush()  # barge-in: be quiet now, before the server says so
+        self._tools.new_turn()
+        self._set_activity(Activity.USER_SPEAKING)
+        self._touch()
+
+    def _on_speech_stopped(self, _event: SpeechStopped) -> None:
+        self._set_activity(Activity.THINKING)
+        self._touch()
+
+    def _on_response_created(self, _event: ResponseCreated) -> None:
+        if self._state.activity is not Activity.ASSISTANT_SPEAKING:
+            self._set_activity(Activity.THINKING)
+
+    def _on_audio_started(self, _event: OutputAudioStarted) -> None:
+        if self._audio is not None:
+            self._audio.assistant_speaking(speaking=True)
+        self._set_activity(Activity.ASSISTANT_SPEAKING)
+
+    def _on_audio_ended(self, event: OutputAudioStopped | OutputAudioCleared) -> None:
+        if self._audio is not None:
+            if isinstance(event, OutputAudioCleared):
+                self._audio.flush()
+            self._audio.assistant_speaking(speaking=False)
+        self._goodbye_done.set()
+        self._set_activity(Activity.LISTENING)
+        self._touch()
+
+    def _on_response_done(self, event: ResponseDone) -> None:
+        usage = self._ledger.add(event.usage)
+        self._update(
+            session_usage=usage,
+            session_cost=self._ledger.session_cost,
+            total_tokens=self._ledger.total_tokens,
+            total_cost=self._ledger.total_cost,
+        )
+        if event.status == "failed":
+            LOGGER.warning("A response failed: %s", event.reason)
+        if self._state.activity is Activity.THINKING and not self._connection_busy():
+            self._set_activity(Activity.LISTENING)
+            self._goodbye_done.set()  # a response without audio ends here
+
+    def _on_assistant_delta(self, event: AssistantTranscriptDelta) -> None:
+        self._live_text += event.delta
+        if "live_text" not in self._timers:
+            self._timers["live_text"] = async_call_later(
+                self.hass, LIVE_TEXT_INTERVAL, self._publish_live_text
+            )
+
+    @callback
+    def _publish_live_text(self, _now: Any) -> None:
+        self._timers.pop("live_text", None)
+        if self._live_text:
+            self._update(
+                assistant_transcript=Transcript(self._live_text, dt_util.utcnow(), final=False)
+            )
+
+    def _on_assistant_done(self, event: AssistantTranscriptDone) -> None:
+        self._live_text = ""
+        if cancel := self._timers.pop("live_text", None):
+            cancel()
+        self._transcript("assistant", event.transcript)
+
+    def _on_user_transcript(self, event: InputTranscriptCompleted) -> None:
+        self._transcript("user", event.transcript)
+
+    def _on_function_call(self, event: FunctionCall) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        self._touch()
+        self.hass.async_create_background_task(
+            self._run_tool(connection, event), f"{DOMAIN} tool {event.name}"
+        )
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        LOGGER.warning(
+            "Realtime error %s%s: %s",
+            event.code or event.error_type,
+            f" (for {event.client_event_type})" if event.client_event_type else "",
+            event.message,
+        )
+
+    _HANDLERS: Final[dict[type[ServerEvent], Callable[[VoiceSession, Any], None]]] = {
+        SpeechStarted: _on_speech_started,
+        SpeechStopped: _on_speech_stopped,
+        ResponseCreated: _on_response_created,
+        OutputAudioStarted: _on_audio_started,
+        OutputAudioStopped: _on_audio_ended,
+        OutputAudioCleared: _on_audio_ended,
+        ResponseDone: _on_response_done,
+        AssistantTranscriptDelta: _on_assistant_delta,
+        AssistantTranscriptDone: _on_assistant_done,
+        InputTranscriptCompleted: _on_user_transcript,
+        FunctionCall: _on_function_call,
+        ErrorEvent: _on_error,
+    }
+
+    # --- Helpers -----------------------------------------------------------------------------
+
+    async def _run_tool(self, connection: RealtimeConnection, call: FunctionCall) -> None:
+        """Run one function call and give the model its result."""
+        outcome = await self._tools.async_call(call, self._device_id())
+        if connection.is_closed:
+            return
+        connection.send(outcome.output_event)
+        if outcome.end_session:
+            self._end_soon(EndReason.GOODBYE, outcome.goodbye)
+        else:
+            connection.create_response()
+
+    def _transcript(self, role: str, text: str) -> None:
+        """Record a finished utterance: entity state and a bus event, so nothing is lost."""
+        entry = Transcript(text, dt_util.utcnow())
+        key = "user_transcript" if role == "user" else "assistant_transcript"
+        self._update(**{key: entry})
+        self._fire(EVENT_TRANSCRIPT, {"role": role, "text": text})
+
+    def _set_activity(self, activity: Activity) -> None:
+        if self._state.activity in ACTIVE:
+            self._update(activity=activity)
+
+    def _connection_busy(self) -> bool:
+        return self._connection is not None and self._connection.response_active
+
+    def _fire(self, event_type: str, data: dict[str, Any]) -> None:
+        self.hass.bus.async_fire(
+            event_type, {"entry_id": self.entry_id, "device_id": self._device_id(), **data}
+        )
+
+    def _require_connection(self) -> RealtimeConnection:
+        if self._connection is None or self._state.activity not in ACTIVE:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_running")
+        return self._connection
+
+    def _translate(self, err: Exception) -> HomeAssistantError:
+        """Turn a failure to start into the error the user sees, and note it in the state."""
+        translated = translate_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+        self._update(last_error=str(err))
+        return translated

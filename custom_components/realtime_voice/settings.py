@@ -1,0 +1,128 @@
+"""SessionSettings: a config entry's data and options, read once into typed values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
+from homeassistant.helpers import llm
+
+from .const import (
+    CONF_ALLOW_RISKY_ACTIONS,
+    CONF_AUDIO_BACKEND,
+    CONF_BASE_URL,
+    CONF_DUPLEX,
+    CONF_GREETING,
+    CONF_IDLE_TIMEOUT,
+    CONF_INPUT_DEVICE,
+    CONF_INSTRUCTIONS,
+    CONF_MAX_DURATION,
+    CONF_MAX_TOOL_CALLS,
+    CONF_MODEL,
+    CONF_OUTPUT_DEVICE,
+    CONF_RISKY_ENTITIES,
+    CONF_TOOL_TIMEOUT,
+    CONF_TRANSCRIPTION_LANGUAGE,
+    CONF_TRANSCRIPTION_MODEL,
+    CONF_TURN_DETECTION,
+    CONF_VAD_EAGERNESS,
+    CONF_VOICE,
+    DEFAULT_BASE_URL,
+    DEFAULT_DEVICE,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_MAX_DURATION,
+    DEFAULT_MAX_TOOL_CALLS,
+    DEFAULT_MODEL,
+    DEFAULT_PRICES,
+    DEFAULT_TOOL_TIMEOUT,
+    DEFAULT_TRANSCRIPTION_MODEL,
+    DEFAULT_VOICE,
+    MAX_MAX_DURATION,
+    AudioBackendChoice,
+    Duplex,
+)
+from .realtime.events import TurnDetection
+from .state import Prices
+from .tools import ToolPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """What one box's conversations are made of."""
+
+    api_key: str
+    base_url: str
+    model: str
+    instructions: str
+    voice: str
+    greeting: str | None
+    idle_timeout: float
+    """Seconds of silence from both sides that end a conversation."""
+    max_duration: float
+    """Minutes after which a conversation ends, whatever happens."""
+    duplex: Duplex
+    turn_detection: TurnDetection
+    transcription_model: str | None
+    transcription_language: str | None
+    audio_backend: AudioBackendChoice
+    input_device: str | None
+    output_device: str | None
+    tool_policy: ToolPolicy
+    prices: Prices
+
+    @classmethod
+    def from_entry(cls, data: Mapping[str, Any], options: Mapping[str, Any]) -> SessionSettings:
+        """Read the entry; every option has a default."""
+        return cls(
+            api_key=data[CONF_API_KEY],
+            base_url=data.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
+            model=options.get(CONF_MODEL) or DEFAULT_MODEL,
+            instructions=options.get(CONF_INSTRUCTIONS, DEFAULT_INSTRUCTIONS),
+            voice=options.get(CONF_VOICE) or DEFAULT_VOICE,
+            greeting=options.get(CONF_GREETING) or None,
+            idle_timeout=float(options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
+            max_duration=min(
+                float(options.get(CONF_MAX_DURATION, DEFAULT_MAX_DURATION)), MAX_MAX_DURATION
+            ),
+            duplex=Duplex(options.get(CONF_DUPLEX, Duplex.HALF)),
+            turn_detection=_turn_detection(options),
+            transcription_model=options.get(CONF_TRANSCRIPTION_MODEL, DEFAULT_TRANSCRIPTION_MODEL)
+            or None,
+            transcription_language=options.get(CONF_TRANSCRIPTION_LANGUAGE) or None,
+            audio_backend=AudioBackendChoice(data.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO)),
+            input_device=_device(data.get(CONF_INPUT_DEVICE)),
+            output_device=_device(data.get(CONF_OUTPUT_DEVICE)),
+            tool_policy=ToolPolicy(
+                llm_apis=_llm_apis(options.get(CONF_LLM_HASS_API, [llm.LLM_API_ASSIST])),
+                allow_risky=bool(options.get(CONF_ALLOW_RISKY_ACTIONS, False)),
+                risky_entities=frozenset(options.get(CONF_RISKY_ENTITIES, ())),
+                timeout=float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
+                max_calls_per_turn=int(options.get(CONF_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS)),
+            ),
+            prices=Prices(
+                **{
+                    key.removeprefix("price_"): float(options.get(key, default))
+                    for key, default in DEFAULT_PRICES.items()
+                }
+            ),
+        )
+
+
+def _turn_detection(options: Mapping[str, Any]) -> TurnDetection:
+    if options.get(CONF_TURN_DETECTION) == "semantic_vad":
+        return TurnDetection(type="semantic_vad", eagerness=options.get(CONF_VAD_EAGERNESS, "auto"))
+    return TurnDetection()
+
+
+def _device(value: str | None) -> str | None:
+    """Return the device name, None for the system default."""
+    return None if not value or value == DEFAULT_DEVICE else value
+
+
+def _llm_apis(value: str | list[str] | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)

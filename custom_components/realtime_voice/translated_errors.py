@@ -1,0 +1,71 @@
+"""Library errors become the translated errors and repair issues a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+
+from .audio import AudioDeviceError, AudioLibraryMissingError
+from .const import DOMAIN
+from .realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    QuotaError,
+    RateLimitError,
+    RealtimeError,
+)
+
+ISSUE_QUOTA: Final = "quota_exceeded"
+ISSUE_AUDIO_LIBRARY: Final = "audio_library_missing"
+ISSUE_AUDIO_DEVICE: Final = "audio_device_unavailable"
+
+
+# Most specific first: (error type, translation key, repair issue to raise or None).
+_TRANSLATIONS: Final[tuple[tuple[type[Exception], str, str | None], ...]] = (
+    (AuthenticationError, "auth_failed", None),
+    (QuotaError, "quota_exceeded", ISSUE_QUOTA),
+    (RateLimitError, "rate_limited", None),
+    (AudioLibraryMissingError, "audio_unavailable", ISSUE_AUDIO_LIBRARY),
+    (AudioDeviceError, "audio_unavailable", ISSUE_AUDIO_DEVICE),
+    (ConnectError, "cannot_connect", None),
+    (RealtimeError, "protocol_error", None),
+)
+
+
+def translate_error(
+    hass: HomeAssistant, err: Exception, *, on_auth_failed: Callable[[], None]
+) -> HomeAssistantError:
+    """Return the translated error for a failure; raise repair issues where the user must act."""
+    if isinstance(err, HomeAssistantError):
+        return err
+    if isinstance(err, AuthenticationError):
+        on_auth_failed()
+    key, issue = next(
+        ((key, issue) for kind, key, issue in _TRANSLATIONS if isinstance(err, kind)),
+        ("unknown_error", None),
+    )
+    if issue is not None:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=issue,
+            translation_placeholders={"message": str(err)},
+        )
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={"message": str(err)},
+    )
+
+
+def clear_issues(hass: HomeAssistant) -> None:
+    """Remove the issues: a conversation started, so what blocked it is fixed."""
+    for issue_id in (ISSUE_QUOTA, ISSUE_AUDIO_LIBRARY, ISSUE_AUDIO_DEVICE):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)

@@ -1,0 +1,27 @@
+"""Faults a test can switch on, on the simulator as a whole (`sim.faults`) or on one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Faults:
+    """Fault switches; all off by default. Read when a call is created or the event happens."""
+
+    http_status: tuple[int, str] | None = None
+    """`POST /v1/realtime/calls` answers this status and code, e.g. (429, "insufficient_quota")."""
+    hang_calls: bool = False
+    """`POST /v1/realtime/calls` never answers (until the simulator stops)."""
+    unreachable_answer: bool = False
+    """The SDP answer has a wrong ICE ufrag/password and dead ports: ICE never connects."""
+    silent_data_channel: bool = False
+    """The call connects but never sends an event and ignores every client event."""
+    junk_events: bool = False
+    """Right after `session.created`, send malformed JSON and an event of an unknown type."""
+    transcript_delta_flood: int = 0
+    """When > 0, each spoken reply's transcript arrives as this many deltas, back to back."""
+    max_session_seconds: float | None = None
+    """After this long the session ends: `error` `session_expired`, then the peer closes."""
+    drop_during_response: bool = False
+    """Close the answering peer abruptly as soon as reply audio has started playing."""

@@ -1,0 +1,446 @@
+"""RealtimeConnection against the simulator: a real aiortc peer over loopback, real Opus audio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+import json
+import socket
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+
+from custom_components.realtime_voice.realtime.connection import (
+    CloseReason,
+    RealtimeConnection,
+    Timeouts,
+)
+from custom_components.realtime_voice.realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    NotConnectedError,
+    ProtocolError,
+    QuotaError,
+    RateLimitError,
+)
+from custom_components.realtime_voice.realtime.events import (
+    AssistantTranscriptDone,
+    ErrorEvent,
+    FunctionCall,
+    InputTranscriptCompleted,
+    OtherEvent,
+    OutputAudioCleared,
+    OutputAudioStarted,
+    OutputAudioStopped,
+    ResponseDone,
+    ServerEvent,
+    SessionConfig,
+    SessionCreated,
+    SpeechStarted,
+    SpeechStopped,
+    TurnDetection,
+    function_call_output,
+)
+from custom_components.realtime_voice.realtime.keys import check_api_key
+
+from .simulator import CallFunction, Reply, Simulator
+from .simulator.voice import PlaybackTrack, tone
+
+pytestmark = pytest.mark.usefixtures("loopback_ice")
+
+CONFIG = SessionConfig(
+    instructions="Be brief.",
+    turn_detection=TurnDetection(silence_duration_ms=300),
+)
+
+
+class Recorder:
+    """Collects what the connection hands its owner, with bounded waits."""
+
+    def __init__(self) -> None:
+        self.events: list[ServerEvent] = []
+        self.closed: list[tuple[CloseReason, str]] = []
+        self._changed = asyncio.Event()
+
+    def on_event(self, event: ServerEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    def on_closed(self, reason: CloseReason, detail: str) -> None:
+        self.closed.append((reason, detail))
+        self._changed.set()
+
+    def of[E: ServerEvent](self, kind: type[E]) -> list[E]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    async def wait_for[E: ServerEvent](
+        self, kind: type[E], *, index: int = 0, timeout: float = 10.0
+    ) -> E:
+        def probe() -> E | None:
+            found = self.of(kind)
+            return found[index] if len(found) > index else None
+
+        return await self.until(probe, timeout)
+
+    async def wait_closed(self, timeout: float = 10.0) -> tuple[CloseReason, str]:
+        return await self.until(lambda: self.closed[0] if self.closed else None, timeout)
+
+    async def until[T](self, probe: Callable[[], T | None], timeout: float) -> T:
+        async with asyncio.timeout(timeout):
+            while (result := probe()) is None:
+                self._changed.clear()
+                await self._changed.wait()
+            return result
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@asynccontextmanager
+async def connected(
+    simulator: Simulator,
+    http: aiohttp.ClientSession,
+    recorder: Recorder,
+    *,
+    timeouts: Timeouts | None = None,
+    config: SessionConfig = CONFIG,
+) -> AsyncIterator[tuple[RealtimeConnection, PlaybackTrack]]:
+    """Open a connection with a microphone the test can play into; always close both."""
+    microphone = PlaybackTrack()
+    connection = await RealtimeConnection.open(
+        http,
+        base_url=simulator.base_url,
+        api_key=simulator.api_key,
+        session=config,
+        audio_track=microphone,
+        on_event=recorder.on_event,
+        on_closed=recorder.on_closed,
+        timeouts=timeouts,
+    )
+    try:
+        yield connection, microphone
+    finally:
+        await connection.close()
+        microphone.stop()
+
+
+async def _remote_energy(connection: RealtimeConnection, seconds: float) -> list[float]:
+    """Read the assistant's audio track for a while; return the RMS of each frame."""
+    assert connection.remote_audio is not None
+    energies: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        frame = await asyncio.wait_for(connection.remote_audio.recv(), 2)
+        samples = frame.to_ndarray().astype(np.float64)
+        energies.append(float(np.sqrt(np.mean(samples**2))))
+    return energies
+
+
+async def test_connects_and_configures_the_session(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """The call is created, the first event is session.created, session.update is applied."""
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        call = await simulator.wait_for_call()
+        assert connection.call_id is not None
+        assert connection.call_id.startswith("rtc_")
+        assert isinstance(await recorder.wait_for(SessionCreated), SessionCreated)
+        assert isinstance(recorder.events[0], SessionCreated)
+
+        effective = await connection.update_session(CONFIG)
+
+        assert effective["instructions"] == "Be brief."
+        assert effective["audio"]["output"]["voice"] == "marin"
+        sent = await call.wait_for_client_event("session.update")
+        assert sent["session"]["type"] == "realtime"
+        assert "model" not in sent["session"]
+        assert sent["event_id"]
+    await call.wait_closed()
+    assert call.hung_up
+
+
+async def test_a_rejected_event_is_matched_to_what_was_sent(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A beta-shaped update gets an error naming its param, tied to the client event."""
+    simulator.allow_invalid_client_events = True
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        event_id = connection.send({"type": "session.update", "session": {"voice": "alloy"}})
+        error = await recorder.wait_for(ErrorEvent)
+    assert error.client_event_id == event_id
+    assert error.client_event_type == "session.update"
+    assert error.param is not None
+    assert error.message
+
+
+async def test_a_spoken_turn(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """User audio gives VAD events and a transcript; the reply is audio plus its transcript."""
+    simulator.script(Reply("The kitchen light is on."))
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, microphone):
+        await connection.update_session(CONFIG)
+        microphone.play(tone(440, 0.8))
+        await recorder.wait_for(SpeechStarted)
+        await recorder.wait_for(SpeechStopped)
+        started = await recorder.wait_for(OutputAudioStarted)
+        energy = await _remote_energy(connection, 0.6)
+        said = await recorder.wait_for(AssistantTranscriptDone)
+        done = await recorder.wait_for(ResponseDone)
+        await recorder.wait_for(OutputAudioStopped)
+        heard = await recorder.wait_for(InputTranscriptCompleted)
+
+    assert said.transcript == "The kitchen light is on."
+    assert heard.transcript
+    assert done.status == "completed"
+    assert done.response_id == started.response_id
+    assert done.usage.output_audio > 0
+    assert done.usage.input_audio > 0
+    assert max(energy) > 1000, "the reply's audio reached the client's track"
+
+
+async def test_barge_in_cancels_the_reply(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """Speech while the assistant talks cancels the response and clears its audio."""
+    simulator.script(Reply("This is a long answer that the user will interrupt halfway."))
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, microphone):
+        await connection.update_session(CONFIG)
+        microphone.play(tone(440, 0.6))
+        await recorder.wait_for(OutputAudioStarted)
+        microphone.play(tone(440, 0.6))
+        cleared = await recorder.wait_for(OutputAudioCleared)
+        done = await recorder.wait_for(ResponseDone)
+    assert done.status == "cancelled"
+    assert done.reason == "turn_detected"
+    assert cleared.response_id == done.response_id
+
+
+async def test_function_call_round_trip(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """The model's call arrives typed; the output plus response.create gets a spoken answer."""
+    simulator.script(CallFunction("HassTurnOn", {"name": "kitchen light"}), Reply("Done."))
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        await connection.update_session(CONFIG)
+        call = await simulator.wait_for_call()
+        connection.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Turn on the kitchen light"}],
+        }})  # fmt: skip
+        connection.create_response()
+        function_call = await recorder.wait_for(FunctionCall)
+        assert function_call.name == "HassTurnOn"
+        assert json.loads(function_call.arguments) == {"name": "kitchen light"}
+        await recorder.wait_for(ResponseDone)
+
+        connection.send(function_call_output(function_call.call_id, '{"success": true}'))
+        connection.create_response()
+        answer = await recorder.wait_for(AssistantTranscriptDone)
+    assert answer.transcript == "Done."
+    output = await call.wait_for_client_event("conversation.item.create", index=1)
+    assert output["item"] == {
+        "type": "function_call_output",
+        "call_id": function_call.call_id,
+        "output": '{"success": true}',
+    }
+
+
+async def test_response_create_waits_for_the_active_response(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A second response.create is held until response.done instead of racing the first."""
+    simulator.script(Reply("First."), Reply("Second."))
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        await connection.update_session(CONFIG)
+        call = await simulator.wait_for_call()
+        connection.create_response()
+        connection.create_response()
+        assert connection.response_active
+        second = await recorder.wait_for(ResponseDone, index=1)
+    assert second.status == "completed"
+    assert [e.transcript for e in recorder.of(AssistantTranscriptDone)] == ["First.", "Second."]
+    assert not [e for e in recorder.of(ErrorEvent) if e.code], "no active-response error"
+    first_done = recorder.of(ResponseDone)[0]
+    creates = [at for at, event in call.client_events if event["type"] == "response.create"]
+    done_at = next(at for at, sent in call.server_events if sent["event_id"] == first_done.event_id)
+    assert creates[1] >= done_at
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (401, "invalid_api_key", AuthenticationError),
+        (429, "insufficient_quota", QuotaError),
+        (429, "rate_limit_exceeded", RateLimitError),
+        (400, "invalid_offer", ProtocolError),
+        (500, "server_error", ConnectError),
+    ],
+)
+async def test_http_errors(
+    simulator: Simulator,
+    http: aiohttp.ClientSession,
+    status: int,
+    code: str,
+    error: type[Exception],
+) -> None:
+    """Each error answer of /v1/realtime/calls raises its own type with the server's message."""
+    simulator.faults.http_status = (status, code)
+    with pytest.raises(error) as raised:
+        async with connected(simulator, http, Recorder()):
+            pass
+    assert raised.value.status == status
+    assert raised.value.code == code
+    assert simulator.api_key not in str(raised.value)
+
+
+async def test_a_wrong_key_is_refused(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """A key the server does not know: 401 at the call and at the key check; never echoed."""
+    bad_key = "sk-this-key-is-wrong"
+    with pytest.raises(AuthenticationError) as raised:
+        await check_api_key(http, simulator.base_url, bad_key)
+    assert bad_key not in str(raised.value)
+    await check_api_key(http, simulator.base_url, simulator.api_key)
+
+
+async def test_a_hanging_server_times_out(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """No answer to the offer: ConnectError after the HTTP timeout, nothing left behind."""
+    simulator.faults.hang_calls = True
+    with pytest.raises(ConnectError, match="did not answer"):
+        async with connected(simulator, http, Recorder(), timeouts=Timeouts(http=0.5)):
+            pass
+
+
+async def test_connection_refused(http: aiohttp.ClientSession, socket_enabled: None) -> None:
+    """Nothing listens at the base URL: ConnectError, quickly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectError, match="cannot reach"):
+        await RealtimeConnection.open(
+            http,
+            base_url=f"http://127.0.0.1:{port}",
+            api_key="sk-test",
+            session=CONFIG,
+            audio_track=(track := PlaybackTrack()),
+            on_event=Recorder().on_event,
+            on_closed=Recorder().on_closed,
+        )
+    track.stop()
+
+
+async def test_ice_that_never_connects_times_out(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """An answer whose candidates are dead: ConnectError after the connect timeout."""
+    simulator.faults.unreachable_answer = True
+    started = time.monotonic()
+    with pytest.raises(ConnectError, match="peer to connect"):
+        async with connected(simulator, http, Recorder(), timeouts=Timeouts(connect=1.0)):
+            pass
+    assert time.monotonic() - started < 5
+
+
+async def test_a_silent_channel_fails_the_session_update(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """The channel opens but the server never answers: the update times out, bounded."""
+    simulator.faults.silent_data_channel = True
+    async with connected(simulator, http, Recorder(), timeouts=Timeouts(channel=0.5)) as (
+        connection,
+        _,
+    ):
+        with pytest.raises(ConnectError, match="not acknowledged"):
+            await connection.update_session(CONFIG)
+
+
+async def test_peer_loss_mid_response(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """The far side vanishes while the assistant speaks: the owner is told, once."""
+    simulator.faults.drop_during_response = True
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, microphone):
+        await connection.update_session(CONFIG)
+        microphone.play(tone(440, 0.6))
+        await recorder.wait_for(OutputAudioStarted)
+        reason, _ = await recorder.wait_closed()
+        assert connection.is_closed
+        with pytest.raises(NotConnectedError):
+            connection.send({"type": "response.cancel"})
+    assert reason in (CloseReason.REMOTE_HANGUP, CloseReason.NETWORK_LOST)
+    assert len(recorder.closed) == 1
+
+
+async def test_session_expired(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """OpenAI's session cap: the error arrives, then the connection ends as expired."""
+    simulator.faults.max_session_seconds = 0.5
+    recorder = Recorder()
+    async with connected(simulator, http, recorder):
+        error = await recorder.wait_for(ErrorEvent)
+        reason, detail = await recorder.wait_closed()
+    assert error.code == "session_expired"
+    assert reason is CloseReason.SESSION_EXPIRED
+    assert "maximum duration" in detail
+
+
+async def test_malformed_and_unknown_events_are_tolerated(
+    simulator: Simulator, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bad JSON is logged and dropped; unknown types pass as OtherEvent; the session goes on."""
+    simulator.faults.junk_events = True
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        other = await recorder.wait_for(OtherEvent)
+        effective = await connection.update_session(CONFIG)
+    assert other.type not in ("", "session.created")
+    assert effective["type"] == "realtime"
+    assert "malformed Realtime event" in caplog.text
+
+
+async def test_the_server_hangs_up(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """A hang-up from the far side reaches the owner as such."""
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        call = await simulator.wait_for_call()
+        await recorder.wait_for(SessionCreated)
+        await call.close()
+        reason, _ = await recorder.wait_closed()
+        assert connection.is_closed
+    assert reason in (CloseReason.REMOTE_HANGUP, CloseReason.NETWORK_LOST)
+
+
+async def test_close_is_idempotent_and_bounded(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """close() twice, concurrently: one hang-up, one report, quickly."""
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        call = await simulator.wait_for_call()
+        started = time.monotonic()
+        await asyncio.gather(connection.close(), connection.close())
+        assert time.monotonic() - started < 2
+    await call.wait_closed()
+    assert recorder.closed == [(CloseReason.CLIENT, "")]
+
+
+async def test_dead_peer_is_detected(simulator: Simulator, http: aiohttp.ClientSession) -> None:
+    """No RTP and no events for the dead-peer bound ends the connection as network loss."""
+    recorder = Recorder()
+    timeouts = Timeouts(dead_peer=1.0)
+    async with connected(simulator, http, recorder, timeouts=timeouts) as (connection, _):
+        call = await simulator.wait_for_call()
+        await recorder.wait_for(SessionCreated)
+        call.freeze()
+        reason, detail = await recorder.wait_closed(timeout=6)
+        assert connection.is_closed
+    assert reason is CloseReason.NETWORK_LOST
+    assert "no audio or events" in detail

@@ -1,0 +1,147 @@
+"""A conversation in a real Home Assistant: simulator peer over loopback, PulseAudio devices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.realtime_voice.const import (
+    CONF_AUDIO_BACKEND,
+    CONF_BASE_URL,
+    CONF_IDLE_TIMEOUT,
+    CONF_INPUT_DEVICE,
+    CONF_MAX_DURATION,
+    CONF_OUTPUT_DEVICE,
+    DOMAIN,
+    EVENT_SESSION_ENDED,
+    EVENT_SESSION_STARTED,
+    EVENT_TRANSCRIPT,
+)
+
+from .integration import (
+    ASSISTANT_SPEAKING,
+    ASSISTANT_TRANSCRIPT,
+    END_BUTTON,
+    SESSION_ACTIVE,
+    START_BUTTON,
+    STATE,
+    USER_SPEAKING,
+    USER_TRANSCRIPT,
+    EventLog,
+    StateHistory,
+    speak_into_mic,
+)
+from .simulator import Reply, Simulator
+from .virtual_audio import MIC, SPEAKER, speech_wav
+
+pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
+
+
+@pytest.fixture(params=["pulse", "sounddevice"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run each scenario on both audio backends."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def box(
+    hass: HomeAssistant, simulator: Simulator, backend: str
+) -> AsyncIterator[MockConfigEntry]:
+    """Set up a box pointed at the simulator, on the virtual devices."""
+    devices = {"pulse": (MIC, SPEAKER), "sounddevice": ("default", "default")}[backend]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Realtime Voice",
+        data={
+            CONF_API_KEY: simulator.api_key,
+            CONF_BASE_URL: simulator.base_url,
+            CONF_AUDIO_BACKEND: backend,
+            CONF_INPUT_DEVICE: devices[0],
+            CONF_OUTPUT_DEVICE: devices[1],
+        },
+        options={CONF_IDLE_TIMEOUT: 30, CONF_MAX_DURATION: 10},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _press(hass: HomeAssistant, button: str) -> None:
+    await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
+
+
+async def test_a_whole_conversation(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
+) -> None:
+    """Button → connecting → listening; speech → user speaking and transcript; reply spoken."""
+    simulator.script(Reply("The kitchen light is on now."))
+    state = StateHistory(hass, STATE)
+    user = StateHistory(hass, USER_SPEAKING)
+    assistant = StateHistory(hass, ASSISTANT_SPEAKING)
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    started = EventLog(hass, EVENT_SESSION_STARTED)
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    wav = speech_wav(tmp_path / "speech.wav", "turn on the kitchen light")
+
+    await _press(hass, START_BUTTON)
+
+    assert state.states[-1] == "listening"
+    assert "connecting" in state.states
+    assert hass.states.get(SESSION_ACTIVE).state == "on"
+    await started.wait_for()
+
+    await speak_into_mic(wav)
+    await user.wait_for("on")
+    heard = await transcripts.wait_for(lambda data: data["role"] == "user")
+    await assistant.wait_for("on")
+    said = await transcripts.wait_for(lambda data: data["role"] == "assistant")
+    await assistant.until(lambda: assistant.states[-1] == "off")
+
+    assert heard["text"] == simulator.user_transcript
+    assert said["text"] == "The kitchen light is on now."
+    assert hass.states.get(USER_TRANSCRIPT).state == simulator.user_transcript
+    assistant_text = hass.states.get(ASSISTANT_TRANSCRIPT)
+    assert assistant_text.state == "The kitchen light is on now."
+    assert assistant_text.attributes["final"] is True
+    assert {"user_speaking", "thinking", "assistant_speaking"} <= set(state.states)
+
+    await _press(hass, END_BUTTON)
+    end = await ended.wait_for()
+    assert end["reason"] == "user"
+    assert hass.states.get(STATE).state == "idle"
+    call = simulator.calls[0]
+    await call.wait_closed()
+
+
+async def test_concurrent_starts_make_one_session(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Two starts at once: one conversation; the other is told one is already running."""
+    results = await asyncio.gather(
+        _press(hass, START_BUTTON), _press(hass, START_BUTTON), return_exceptions=True
+    )
+    errors = [result for result in results if isinstance(result, Exception)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], HomeAssistantError)
+    assert errors[0].translation_key == "already_running"
+    assert len(simulator.calls) == 1
+    await _press(hass, END_BUTTON)
+
+
+async def test_ending_when_idle_says_so(hass: HomeAssistant, box: MockConfigEntry) -> None:
+    """End with nothing running: a translated error, nothing changes."""
+    with pytest.raises(HomeAssistantError) as raised:
+        await _press(hass, END_BUTTON)
+    assert raised.value.translation_key == "not_running"
+    assert hass.states.get(STATE).state == "idle"
