@@ -117,7 +117,8 @@ async def connected_peers(track: MediaStreamTrack) -> AsyncIterator[MediaStreamT
             await receiver.setLocalDescription(await receiver.createAnswer())
             await sender.setRemoteDescription(receiver.localDescription)
             async with asyncio.timeout(5):
-                yield await received
+                remote = await received
+            yield remote
         finally:
             await sender.close()
             await receiver.close()
@@ -181,4 +182,4 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait, bounded, until condition() holds (polled every 10 ms)."""
     async with asyncio.timeout(timeout):
         while not condition():
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # noqa: ASYNC110 - the state is owned by device threads

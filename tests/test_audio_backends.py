@@ -45,7 +45,6 @@ from .virtual_audio import (
     SPEAKER_MONITOR,
     dominant_hz,
     play_into_mic,
-    recording,
     speech_wav,
     tone,
     write_wav,
@@ -187,12 +186,14 @@ async def test_peer_audio_plays_on_the_speaker(backend: AudioBackend, socket_ena
         async with connected_peers(source) as remote:
             player = asyncio.create_task(sink.play(remote))
             await _wait_for_speaker_running(sink)
-            with recording() as recorded:
+            with MonitorClock(SPEAKER_MONITOR) as monitor:
+                # A new record stream on a null sink's monitor hears nothing for up to ~2 s.
+                await until(lambda: len(monitor.blocks) > 20)
                 source.say(tone(440.0, 1.0))
                 await until(lambda: sink.is_playing)
                 await until(lambda: not sink.is_playing)
         await player
-    samples = recorded[0]
+    samples = np.concatenate(monitor.samples)
     loud = samples[np.abs(samples) > 1000]
     assert loud.size > 0.8 * 48000 // 2
     assert abs(dominant_hz(samples) - 440.0) < 5
@@ -206,6 +207,7 @@ async def test_flush_silences_the_speaker_at_once(backend: AudioBackend) -> None
         player = asyncio.create_task(sink.play(track))
         await _wait_for_speaker_running(sink)
         with MonitorClock(SPEAKER_MONITOR) as monitor:
+            await until(lambda: len(monitor.blocks) > 20)
             track.put_samples(tone(440.0, 0.2))
             await until(lambda: bool(monitor.loud_times()))
             sink.flush()
@@ -229,9 +231,10 @@ async def test_echo_gate_follows_the_speaker(
     loop = asyncio.get_running_loop()
     track = QueueTrack()
     frames: list[tuple[bool, float, int]] = []
-    async with await SpeakerSink.open(backend) as sink, await MicrophoneTrack.open(
-        backend, gate=gate
-    ) as mic:
+    async with (
+        await SpeakerSink.open(backend) as sink,
+        await MicrophoneTrack.open(backend, gate=gate) as mic,
+    ):
         unsubscribe = sink.add_playout_listener(gate.playout_changed)
         player = asyncio.create_task(sink.play(track))
         await _wait_for_speaker_running(sink)
@@ -283,9 +286,7 @@ async def test_lost_microphone_ends_the_track_with_a_typed_error(
 ) -> None:
     """Unloading the mic's source ends the track with AudioDeviceLostError; threads are joined."""
     lost: asyncio.Future[AudioDeviceError] = asyncio.get_running_loop().create_future()
-    mic = await MicrophoneTrack.open(
-        backend, _device(backend, MIC), on_device_lost=lost.set_result
-    )
+    mic = await MicrophoneTrack.open(backend, _device(backend, MIC), on_device_lost=lost.set_result)
     try:
         await _wait_for_device_audio(mic)
         unplug(MIC)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 import pytest
@@ -40,7 +41,7 @@ from .integration import (
     speak_into_mic,
 )
 from .simulator import Reply, Simulator
-from .virtual_audio import MIC, SPEAKER, speech_wav
+from .virtual_audio import MIC, SPEAKER, open_streams, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
@@ -145,3 +146,111 @@ async def test_ending_when_idle_says_so(hass: HomeAssistant, box: MockConfigEntr
         await _press(hass, END_BUTTON)
     assert raised.value.translation_key == "not_running"
     assert hass.states.get(STATE).state == "idle"
+
+
+async def _start(hass: HomeAssistant, **data: str) -> None:
+    await hass.services.async_call(DOMAIN, "start_conversation", data, blocking=True)
+
+
+async def _ended(hass: HomeAssistant, ended: EventLog) -> dict:
+    """Wait for the end of the conversation; check that the devices are released."""
+    end = await ended.wait_for()
+    assert hass.states.get(STATE).state == "idle"
+    assert hass.states.get(SESSION_ACTIVE).state == "off"
+    assert open_streams() == []
+    return end
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_idle_timeout_ends_the_conversation(
+    hass: HomeAssistant, box: MockConfigEntry
+) -> None:
+    """Nobody speaks for the idle timeout: the conversation ends as idle."""
+    box.runtime_data.session.apply_settings(
+        replace(box.runtime_data.session.settings, idle_timeout=0.5)
+    )
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _start(hass)
+    assert open_streams() != []
+    assert (await _ended(hass, ended))["reason"] == "idle"
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_max_duration_ends_the_conversation(
+    hass: HomeAssistant, box: MockConfigEntry
+) -> None:
+    """The conversation ends after the maximum duration, even while people talk."""
+    box.runtime_data.session.apply_settings(
+        replace(box.runtime_data.session.settings, max_duration=0.5 / 60)
+    )
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _start(hass)
+    assert (await _ended(hass, ended))["reason"] == "max_duration"
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_session_expired_ends_the_conversation(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """OpenAI's own cap (session_expired) ends the conversation as expired."""
+    simulator.faults.max_session_seconds = 0.5
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _start(hass)
+    assert (await _ended(hass, ended))["reason"] == "expired"
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_peer_loss_ends_the_conversation_and_keeps_what_was_said(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """The peer vanishes mid-reply: error, last_error set, the user's transcript kept."""
+    simulator.faults.drop_during_response = True
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _start(hass)
+    await hass.services.async_call(
+        DOMAIN, "send_text", {"text": "What time is it?"}, blocking=True
+    )
+    end = await _ended(hass, ended)
+    assert end["reason"] == "error"
+    assert hass.states.get(STATE).attributes["last_error"]
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_goodbye_is_spoken_before_hanging_up(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """end_conversation with a goodbye: the audio plays out, then the call closes."""
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    simulator.script(Reply("Goodbye, see you soon."))
+    await _start(hass)
+    await hass.services.async_call(
+        DOMAIN, "end_conversation", {"goodbye": "see you soon"}, blocking=True
+    )
+    end = await _ended(hass, ended)
+    said = await transcripts.wait_for(lambda data: data["role"] == "assistant", timeout=0)
+    assert said["text"] == "Goodbye, see you soon."
+    call = simulator.calls[0]
+    stopped = next(at for at, e in call.server_events if e["type"] == "output_audio_buffer.stopped")
+    assert stopped < call.closed_at
+    assert end["reason"] == "user"
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_unload_and_stop_end_the_conversation(
+    hass: HomeAssistant, box: MockConfigEntry
+) -> None:
+    """Unloading the entry ends a running conversation as shutdown and releases the devices."""
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _start(hass)
+    assert await hass.config_entries.async_unload(box.entry_id)
+    end = await ended.wait_for()
+    assert end["reason"] == "shutdown"
+    assert open_streams() == []
+
+    assert await hass.config_entries.async_setup(box.entry_id)
+    await _start(hass)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await ended.wait_for(lambda data: len(ended.events) == 2)
+    assert [event["reason"] for event in ended.events] == ["shutdown", "shutdown"]
+    assert open_streams() == []

@@ -98,3 +98,20 @@ def dominant_hz(samples: np.ndarray, rate: int = RATE) -> float:
     """Return the strongest frequency in the samples."""
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
     return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
+
+
+def open_streams() -> list[str]:
+    """Return the recording and playback streams clients have open on the PulseAudio server.
+
+    The virtual `mic` has a stream of its own on `mic_feed.monitor`, owned by no client.
+    """
+    streams: list[str] = []
+    for kind in ("source-outputs", "sink-inputs"):
+        listing = subprocess.run(
+            ["pactl", "list", "short", kind], capture_output=True, text=True, check=True
+        )
+        for line in listing.stdout.splitlines():
+            fields = line.split("\t")
+            if len(fields) > 2 and fields[2] != "-":
+                streams.append(f"{kind}: {line}")
+    return streams

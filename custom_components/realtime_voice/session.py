@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 import time
 from typing import Any, Final
@@ -325,11 +326,11 @@ class VoiceSession:
         if cancel := self._timers.pop(name, None):
             cancel()
         self._timers[name] = async_call_later(
-            self.hass, seconds, lambda _now: self._on_timer(name, reason)
+            self.hass, seconds, partial(self._on_timer, name, reason)
         )
 
     @callback
-    def _on_timer(self, name: str, reason: EndReason) -> None:
+    def _on_timer(self, name: str, reason: EndReason, _now: datetime) -> None:
         self._timers.pop(name, None)
         if reason is EndReason.IDLE and self._state.activity is not Activity.LISTENING:
             self._touch()  # someone is speaking or the model is thinking: not idle
@@ -401,7 +402,7 @@ class VoiceSession:
             )
 
     @callback
-    def _publish_live_text(self, _now: Any) -> None:
+    def _publish_live_text(self, _now: datetime) -> None:
         self._timers.pop("live_text", None)
         if self._live_text:
             self._update(

@@ -176,14 +176,25 @@ class _PulseThreadStream:
 
     def _run(self) -> None:
         """Move blocks until stopped; report a failure of the device once."""
+        checked = time.monotonic()
         try:
             while not self._stopping.is_set():
                 self._step()
+                if self._named and time.monotonic() - checked > PRESENCE_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    self._check_present()
         except PulseError as err:
             if not self._stopping.is_set():
                 self._on_error(
                     AudioDeviceLostError(f"PulseAudio device {self._device} failed: {err}")
                 )
+
+    def _check_present(self) -> None:
+        """Raise PulseError if the named device is gone (its stream was moved elsewhere)."""
+        sources, sinks = list_pulse_devices()
+        devices = sources if isinstance(self, _PulseInput) else sinks
+        if all(name != self._device for name, _ in devices):
+            raise PulseError("the device was removed")
 
     def _step(self) -> None:
         """Move one block."""

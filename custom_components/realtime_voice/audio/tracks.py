@@ -47,6 +47,9 @@ MIC_STALL_GRACE_SECONDS: Final = 0.04
 """How late a device block may be before the track sends silence in its place."""
 SPEAKER_BUFFER_SECONDS: Final = 0.2
 """Audio the speaker sink holds ahead of the device at most; the oldest goes first."""
+SPEAKER_TARGET_SECONDS: Final = 0.04
+"""Backlog above this is trimmed by skipping silent frames: the remote sends silence between
+turns, so a backlog left by a device that started late or a burst goes away without a sound."""
 AUDIBLE_PEAK: Final = 256
 """A block whose peak reaches this (-42 dBFS) counts as audible output."""
 PLAYOUT_HANGOVER_SECONDS: Final = 0.15
@@ -85,6 +88,8 @@ class SpeakerStats:
     """Times the device asked for audio the sink did not have yet, after having had some."""
     dropped_ms: float
     """Audio dropped, oldest first, because the buffer was full, in milliseconds."""
+    skipped_silence_ms: float
+    """Silence not queued to catch up with a backlog, in milliseconds."""
     flushes: int
     """Times flush() emptied the buffer."""
 
@@ -106,6 +111,11 @@ async def _cancel(*futures: asyncio.Future[object] | None) -> None:
         future.cancel()
     if pending:
         await asyncio.wait(pending)
+
+
+def _peak(samples: np.ndarray) -> int:
+    """Return the largest magnitude of int16 samples."""
+    return int(np.abs(samples.astype(np.int32)).max(initial=0))
 
 
 def _layout(channels: int) -> str:
@@ -330,7 +340,7 @@ class SpeakerSink:
         self._audible_at = 0.0
         self._thread_playing = False
         self._frames = self._underruns = self._dropped_bytes = self._flushes = 0
-        self._pulled_bytes = 0
+        self._pulled_bytes = self._skipped_bytes = 0
 
     @classmethod
     async def open(
@@ -362,6 +372,7 @@ class SpeakerSink:
             self._pulled_bytes / rate,
             self._underruns,
             self._dropped_bytes / rate,
+            self._skipped_bytes / rate,
             self._flushes,
         )
 
@@ -432,10 +443,15 @@ class SpeakerSink:
         return stream
 
     def _write(self, frames: list[av.AudioFrame]) -> None:
-        """Queue converted frames for the device."""
+        """Queue converted frames for the device, skipping silence while behind."""
+        target = self._format.bytes_per_second * SPEAKER_TARGET_SECONDS
         for frame in frames:
             self._frames += 1
-            self._dropped_bytes += self._ring.write(frame.to_ndarray().tobytes())
+            samples = frame.to_ndarray()
+            if len(self._ring) > target and _peak(samples) < AUDIBLE_PEAK:
+                self._skipped_bytes += samples.nbytes
+                continue
+            self._dropped_bytes += self._ring.write(samples.tobytes())
 
     def _pull(self, sample_frames: int) -> bytes:
         """Give the device its next block (device thread): queued audio, or silence."""
@@ -450,7 +466,7 @@ class SpeakerSink:
     def _follow_playout(self, data: bytes) -> None:
         """Notice audible output starting or stopping (device thread)."""
         now = time.monotonic()
-        if int(np.abs(np.frombuffer(data, dtype=np.int16).astype(np.int32)).max()) >= AUDIBLE_PEAK:
+        if _peak(np.frombuffer(data, dtype=np.int16)) >= AUDIBLE_PEAK:
             self._audible_at = now
             playing = True
         else:

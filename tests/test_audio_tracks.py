@@ -1,0 +1,159 @@
+"""MicrophoneTrack timing and EchoGate rules, with a scripted device.
+
+The device here is a stand-in that a test feeds from a worker thread, as a backend's device
+thread would: it is the only way to stall a device or overrun the queue on cue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from custom_components.realtime_voice.audio import (
+    AudioDevice,
+    AudioFormat,
+    BackendName,
+    DuplexMode,
+    EchoGate,
+)
+from custom_components.realtime_voice.audio.backend import (
+    BlockHandler,
+    BlockSource,
+    DeviceStream,
+    ErrorHandler,
+    OutputDeviceStream,
+)
+from custom_components.realtime_voice.audio.tracks import MIC_QUEUE_FRAMES, MicrophoneTrack
+
+
+class _ScriptedStream:
+    format = AudioFormat()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ScriptedBackend:
+    """An input device that records exactly what the test feeds it."""
+
+    name = BackendName.PULSE
+
+    def __init__(self) -> None:
+        self.on_block: BlockHandler | None = None
+
+    def list_devices(self) -> list[AudioDevice]:
+        return []
+
+    def open_input(
+        self,
+        device: str | None,
+        audio_format: AudioFormat,
+        on_block: BlockHandler,
+        on_error: ErrorHandler,
+    ) -> DeviceStream:
+        self.on_block = on_block
+        return _ScriptedStream()
+
+    def open_output(
+        self,
+        device: str | None,
+        audio_format: AudioFormat,
+        pull: BlockSource,
+        on_error: ErrorHandler,
+    ) -> OutputDeviceStream:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    async def feed(self, *values: int) -> None:
+        """Record one 20 ms block per value (every sample equal to it), from a worker thread."""
+        assert self.on_block is not None
+        blocks = [np.full(960, value, dtype=np.int16).tobytes() for value in values]
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [*map(self.on_block, blocks)]
+        )
+
+
+def _value(frame: object) -> int:
+    return int(frame.to_ndarray()[0, 0])  # type: ignore[attr-defined]
+
+
+async def test_frames_are_20_ms_at_48_khz_with_pts_from_a_sample_counter() -> None:
+    """Each frame is 960 mono samples at 48 kHz; pts advance by 960."""
+    backend = ScriptedBackend()
+    async with await MicrophoneTrack.open(backend) as mic:
+        await backend.feed(1, 2, 3)
+        frames = [await mic.recv() for _ in range(3)]
+    assert [_value(f) for f in frames] == [1, 2, 3]
+    assert [f.pts for f in frames] == [0, 960, 1920]
+    assert {(f.samples, f.sample_rate, f.layout.name, f.format.name) for f in frames} == {
+        (960, 48000, "mono", "s16")
+    }
+
+
+async def test_a_stalled_device_gives_paced_silence() -> None:
+    """When the device stops, recv() keeps returning silence, 20 ms apart, pts counting on."""
+    backend = ScriptedBackend()
+    async with await MicrophoneTrack.open(backend) as mic:
+        await backend.feed(7)
+        first = await mic.recv()
+        started = time.monotonic()
+        silent = [await mic.recv() for _ in range(10)]
+        elapsed = time.monotonic() - started
+        await backend.feed(8)
+        resumed = await mic.recv()
+    assert _value(first) == 7
+    assert all(_value(f) == 0 for f in silent)
+    assert [f.pts for f in silent] == list(range(960, 11 * 960, 960))
+    assert 0.15 < elapsed < 0.4  # paced by the counter, not as fast as possible
+    assert (_value(resumed), resumed.pts) == (8, 11 * 960)
+    assert mic.stats.stalled_frames == 10
+
+
+async def test_overrun_drops_the_oldest_blocks_and_counts_them() -> None:
+    """Blocks nobody reads are kept up to MIC_QUEUE_FRAMES; older ones go first."""
+    backend = ScriptedBackend()
+    async with await MicrophoneTrack.open(backend) as mic:
+        await backend.feed(*range(1, MIC_QUEUE_FRAMES + 4))
+        frames = [await mic.recv() for _ in range(MIC_QUEUE_FRAMES)]
+    assert [_value(f) for f in frames] == list(range(4, MIC_QUEUE_FRAMES + 4))
+    assert mic.stats.dropped_blocks == 3
+
+
+async def test_half_duplex_gate_sends_silence_while_the_assistant_speaks() -> None:
+    """The gated track sends zeros with unbroken pts; the tail follows the end of playout."""
+    backend = ScriptedBackend()
+    now = [0.0]
+    gate = EchoGate(tail_seconds=0.3, clock=lambda: now[0])
+    async with await MicrophoneTrack.open(backend, gate=gate) as mic:
+        gate.assistant_started()
+        await backend.feed(5, 5)
+        gated = [await mic.recv() for _ in range(2)]
+    assert [_value(f) for f in gated] == [0, 0]
+    assert mic.stats.gated_frames == 2
+
+
+def test_echo_gate_rules() -> None:
+    """Half duplex: closed while speaking or playing and for the tail after; full: always open."""
+    now = [0.0]
+    gate = EchoGate(tail_seconds=0.3, clock=lambda: now[0])
+    assert gate.is_open
+    gate.assistant_started()
+    assert not gate.is_open
+    gate.assistant_stopped()
+    now[0] = 0.29
+    assert not gate.is_open
+    now[0] = 0.31
+    assert gate.is_open
+    gate.playout_changed(playing=True)
+    assert not gate.is_open
+    gate.playout_changed(playing=False)
+    assert not gate.is_open
+    now[0] = 0.62
+    assert gate.is_open
+    gate.mode = DuplexMode.FULL
+    gate.assistant_started()
+    assert gate.is_open
