@@ -85,6 +85,7 @@ class TimingTrack(MediaStreamTrack):
         self.loud: list[float] = []
 
     async def recv(self):  # noqa: ANN201 - aiortc's Frame
+        """Return the inner track's next frame."""
         frame = await self.inner.recv()
         if rms(mono(frame)) > LOUD:
             self.loud.append(time.monotonic())
@@ -138,7 +139,9 @@ async def bench(name: BackendName, workdir: Path) -> None:
         print("  " + summary("wire-to-speaker", pair(sent, heard)))
         print("  " + summary("  of which decoded->heard", pair(onsets(timed.loud), heard)))
         print("  " + summary("  of which sent->decoded", pair(sent, onsets(timed.loud))))
-        print(f"  CPU: {cpu / wall:.3f} s per s of duplex audio; sink {sink.stats}; mic {mic.stats}")
+        print(
+            f"  CPU: {cpu / wall:.3f} s per s of duplex audio; sink {sink.stats}; mic {mic.stats}"
+        )
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -181,5 +181,5 @@ def rms(samples: np.ndarray) -> float:
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait, bounded, until condition() holds (polled every 10 ms)."""
     async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)  # noqa: ASYNC110 - the state is owned by device threads
+        while not condition():  # noqa: ASYNC110 - the state is set by device threads
+            await asyncio.sleep(0.01)

@@ -38,9 +38,7 @@ def loopback_ice() -> Iterator[None]:
 
 
 @pytest.fixture
-async def simulator(
-    socket_enabled: None,  # noqa: ARG001 (requested for its effect: sockets allowed)
-) -> AsyncIterator[Simulator]:
+async def simulator(socket_enabled: None) -> AsyncIterator[Simulator]:
     """Run the Realtime simulator; fail the test if a client event was invalid.
 
     A test that sends invalid events on purpose sets `simulator.allow_invalid_client_events`.

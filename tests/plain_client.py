@@ -98,7 +98,7 @@ class PlainClient:
         session: JsonObject | None = None,
         sdp: str | None = None,
         path: str = "/v1/realtime/calls",
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> HttpAnswer:
         """Post the offer: multipart with a session config, else raw `application/sdp`."""
         offer = sdp if sdp is not None else await self.offer()
@@ -126,7 +126,7 @@ class PlainClient:
         *,
         session: JsonObject | None = None,
         wait_open: bool = True,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> HttpAnswer:
         """Post the offer, apply the answer and (by default) wait for the channel to open."""
         answer = await self.post_offer(base_url, api_key, session=session, timeout=timeout)
@@ -154,7 +154,7 @@ class PlainClient:
         event_type: str,
         *,
         index: int = 0,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> JsonObject:
         """Return the index-th received event of this type, waiting for it if needed."""
 
@@ -180,7 +180,7 @@ class PlainClient:
         self,
         probe: Callable[[], T | None],
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> T:
         """Wait until probe (re-run after every message and frame) returns something."""
         async with asyncio.timeout(timeout):

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.loader import async_get_integration
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.realtime_voice.const import DOMAIN
+from custom_components.realtime_voice.const import CONF_BASE_URL, DOMAIN
+
+from .simulator import Simulator
 
 
-async def test_custom_integration_loads_and_unloads(hass: HomeAssistant) -> None:
-    """The entry sets up from custom_components and unloads cleanly."""
+async def test_custom_integration_loads_and_unloads(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The entry sets up from custom_components (its key checked) and unloads cleanly."""
     integration = await async_get_integration(hass, DOMAIN)
     assert not integration.is_built_in
     assert integration.name == "Realtime Voice (OpenAI WebRTC)"
 
-    entry = MockConfigEntry(domain=DOMAIN, data={})
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={CONF_API_KEY: simulator.api_key, CONF_BASE_URL: simulator.base_url},
+    )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -24,3 +32,16 @@ async def test_custom_integration_loads_and_unloads(hass: HomeAssistant) -> None
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED
+
+
+async def test_an_unreachable_endpoint_retries_later(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The key cannot be checked (server error): setup is retried, not failed."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={CONF_API_KEY: simulator.api_key, CONF_BASE_URL: simulator.base_url + "/down"},
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY

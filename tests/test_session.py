@@ -207,9 +207,7 @@ async def test_peer_loss_ends_the_conversation_and_keeps_what_was_said(
     simulator.faults.drop_during_response = True
     ended = EventLog(hass, EVENT_SESSION_ENDED)
     await _start(hass)
-    await hass.services.async_call(
-        DOMAIN, "send_text", {"text": "What time is it?"}, blocking=True
-    )
+    await hass.services.async_call(DOMAIN, "send_text", {"text": "What time is it?"}, blocking=True)
     end = await _ended(hass, ended)
     assert end["reason"] == "error"
     assert hass.states.get(STATE).attributes["last_error"]
@@ -251,6 +249,6 @@ async def test_unload_and_stop_end_the_conversation(
     assert await hass.config_entries.async_setup(box.entry_id)
     await _start(hass)
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
-    await ended.wait_for(lambda data: len(ended.events) == 2)
+    await ended.wait_for(lambda _data: len(ended.events) == 2)
     assert [event["reason"] for event in ended.events] == ["shutdown", "shutdown"]
     assert open_streams() == []

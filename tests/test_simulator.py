@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import time
 from typing import Any
 
 import aiohttp
@@ -42,7 +43,7 @@ LOUD_RMS = 300.0
 
 @pytest.fixture
 async def client(
-    simulator: Simulator,  # noqa: ARG001 (so that the client closes before the simulator stops)
+    simulator: Simulator,
 ) -> AsyncIterator[PlainClient]:
     """Return a plain client (not connected yet), closed after the test."""
     async with PlainClient() as plain:
@@ -455,6 +456,7 @@ async def test_hangup_closes_the_peer(simulator: Simulator, client: PlainClient)
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
     await call.wait_closed()
+    assert call.hung_up
     async with asyncio.timeout(5):
         await client.channel_closed.wait()
 
@@ -536,3 +538,17 @@ async def test_drop_and_raw_injection(simulator: Simulator, client: PlainClient)
     await call.drop()
     async with asyncio.timeout(5):
         await client.channel_closed.wait()
+
+
+async def test_frozen_peer_goes_silent(simulator: Simulator, client: PlainClient) -> None:
+    call = await _connect(simulator, client)
+    await client.wait_until(lambda: client.audio_frames or None)
+    frozen_at = time.monotonic()
+    call.freeze()
+    client.send({"type": "response.create"})
+    await call.wait_for_client_event("response.create")
+    with pytest.raises(TimeoutError):
+        await client.wait_for_event("response.created", timeout=0.5)
+    # The jitter buffer may still hand out a few frames; then nothing arrives at all.
+    assert not [at for at, _ in client.audio_frames if at > frozen_at + 0.3]
+    assert client.pc.connectionState == "connected"

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 
 from .server import DEFAULT_API_KEY, DEFAULT_PORT, Simulator
 
@@ -14,9 +15,13 @@ async def _serve(args: argparse.Namespace) -> None:
     """Start the simulator, say where it is, and run until cancelled."""
     simulator = Simulator(api_key=args.api_key, host=args.host, port=args.port, voice=args.voice)
     await simulator.start()
-    print(f"Realtime simulator at {simulator.base_url}  (API key: {simulator.api_key})")  # noqa: T201
+    banner = f"Realtime simulator at {simulator.base_url}  (API key: {simulator.api_key})"
+    print(banner, flush=True)  # noqa: T201
+    stopped = asyncio.Event()
+    # Ctrl-C arrives as KeyboardInterrupt (asyncio.run cancels this task); SIGTERM stops too.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     try:
-        await asyncio.Event().wait()
+        await stopped.wait()
     finally:
         await simulator.stop()
 

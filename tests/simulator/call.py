@@ -98,7 +98,6 @@ class SimulatedCall:
         voice: Voice,
         shared_turns: deque[Turn],
         user_transcript: str = DEFAULT_USER_TRANSCRIPT,
-        on_closed: Callable[[SimulatedCall], None] | None = None,
     ) -> None:
         self.call_id = f"rtc_u1_{secrets.token_hex(16)}"
         self.session = session
@@ -112,11 +111,16 @@ class SimulatedCall:
         self.audio_frames: list[Timestamped[float]] = []
         """(monotonic time, RMS) of every 20 ms frame received from the client's track."""
         self.closed = asyncio.Event()
+        self.hung_up = False
+        """Whether the call ended through `POST /v1/realtime/calls/{id}/hangup`."""
+        self.frozen = False
+        """Whether `freeze()` made the peer go silent."""
         self.created_at = time.monotonic()
+        self.closed_at: float | None = None
+        """When the peer closed (monotonic), once it has."""
         self._voice = voice
         self._turns: deque[Turn] = deque()
         self._shared_turns = shared_turns
-        self._on_closed = on_closed
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._track = PlaybackTrack()
         self._channel: RTCDataChannel | None = None
@@ -127,6 +131,7 @@ class SimulatedCall:
         self._vad = EnergyVad()
         self._speech_item_id: str | None = None
         self._buffered_ms = 0.0
+        self._committed_ms = 0.0
         self._items: dict[str, JsonObject] = {}
         self._last_item_id: str | None = None
         self._response: _Response | None = None
@@ -144,7 +149,7 @@ class SimulatedCall:
 
     async def send_raw(self, text: str) -> None:
         """Send anything on the data channel, unvalidated (for faults)."""
-        if self._channel is not None and self._channel.readyState == "open":
+        if self._channel_open():
             self._channel.send(text)
 
     async def wait_for_client_event(
@@ -152,7 +157,7 @@ class SimulatedCall:
         event_type: str,
         *,
         index: int = 0,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> JsonObject:
         """Return the index-th client event of this type, waiting for it if needed."""
         return await self._wait(lambda: _nth(self.client_events, event_type, index), timeout)
@@ -162,14 +167,14 @@ class SimulatedCall:
         event_type: str,
         *,
         index: int = 0,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> JsonObject:
         """Return the index-th event of this type the simulator sent, waiting for it if needed."""
         return await self._wait(lambda: _nth(self.server_events, event_type, index), timeout)
 
     async def wait_for_speech(
         self,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> Timestamped[float]:
         """Return (time, RMS) of the first received frame above the session's VAD threshold."""
 
@@ -179,10 +184,19 @@ class SimulatedCall:
 
         return await self._wait(first_loud, timeout)
 
-    async def wait_closed(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_closed(self, timeout: float = 5.0) -> None:
         """Wait until the peer has closed."""
         async with asyncio.timeout(timeout):
             await self.closed.wait()
+
+    def freeze(self) -> None:
+        """Go silent without a goodbye, like a peer lost on the network: no RTP, no events.
+
+        The transports stay up (no DTLS close, no SCTP abort), so only a client's own liveness
+        check can notice; client events are still recorded but not answered.
+        """
+        self.frozen = True
+        self._track.freeze()
 
     async def drop(self) -> None:
         """Lose the peer abruptly: stop everything and close without a goodbye event."""
@@ -202,10 +216,9 @@ class SimulatedCall:
         self._track.stop()
         await self._pc.close()
         await settle(self._peer_tasks)
+        self.closed_at = time.monotonic()
         self.closed.set()
         self._notify()
-        if self._on_closed is not None:
-            self._on_closed(self)
 
     # --- Signalling ----------------------------------------------------------------------
 
@@ -256,11 +269,16 @@ class SimulatedCall:
         """Validate, record and send one server event."""
         event = {"event_id": new_id("event"), **event}
         validate_server_event(event)
-        if self._channel is None or self._channel.readyState != "open":
+        if not self._channel_open():
             return
         self.server_events.append((time.monotonic(), event))
         self._channel.send(json.dumps(event))
         self._notify()
+
+    def _channel_open(self) -> bool:
+        """Return whether events can go out (open channel, not frozen)."""
+        channel = self._channel
+        return channel is not None and channel.readyState == "open" and not self.frozen
 
     def _error(
         self,
@@ -293,7 +311,7 @@ class SimulatedCall:
         if isinstance(event, dict):
             self.client_events.append((now, event))
         self._notify()
-        if self.faults.silent_data_channel:
+        if self.faults.silent_data_channel or self.frozen:
             return
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if problem is not None:
@@ -443,7 +461,7 @@ class SimulatedCall:
         """Feed one frame to the input buffer and, when enabled, to server VAD."""
         self._buffered_ms += frame_ms
         detection = self.session["audio"]["input"].get("turn_detection")
-        if detection is None or self.faults.silent_data_channel or self._channel is None:
+        if detection is None or not self._channel_open() or self.faults.silent_data_channel:
             return
         if detection["type"] == "semantic_vad":
             silence_ms = _SEMANTIC_SILENCE_MS[detection.get("eagerness") or "auto"]
@@ -498,6 +516,7 @@ class SimulatedCall:
     def _commit_user_audio(self, item_id: str) -> None:
         """Commit the buffered audio as a user item, transcribed when configured."""
         seconds = self._buffered_ms / 1000
+        self._committed_ms = self._buffered_ms
         self._buffered_ms = 0.0
         self._speech_item_id = None
         previous = self._last_item_id
@@ -556,7 +575,8 @@ class SimulatedCall:
 
     def _start_response(self) -> None:
         """Create a response and run it in the background."""
-        response = _Response(new_id("resp"))
+        response = _Response(new_id("resp"), input_audio_ms=self._committed_ms)
+        self._committed_ms = 0.0
         self._response = response
         self._emit({"type": "response.created", "response": self._response_object(response)})
         turn = self._next_turn()
@@ -739,7 +759,9 @@ class SimulatedCall:
         """Return realistic token usage for what the response produced."""
         seconds = response.clip.seconds if response.clip else 0.0
         return usage(
-            input_audio_tokens=round(response.input_audio_ms / 1000 * 10),
+            input_audio_tokens=round(
+                response.input_audio_ms / 1000 * _AUDIO_TOKENS_PER_INPUT_SECOND
+            ),
             output_text_tokens=max(1, len(response.transcript.split())),
             output_audio_tokens=round(seconds * _AUDIO_TOKENS_PER_OUTPUT_SECOND),
         )

@@ -162,7 +162,7 @@ class Simulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def wait_for_call(self, timeout: float = 5.0) -> SimulatedCall:  # noqa: ASYNC109
+    async def wait_for_call(self, timeout: float = 5.0) -> SimulatedCall:
         """Return the next call not returned before, waiting for it if needed."""
         async with asyncio.timeout(timeout):
             while len(self.calls) <= self._calls_returned:
@@ -274,6 +274,7 @@ class Simulator:
         call = next((call for call in self.calls if call.call_id == call_id), None)
         if call is None:
             raise ApiError(404, "call_not_found", f"Call not found: {call_id}", "call_id")
+        call.hung_up = True
         task = asyncio.create_task(call.close(), name=f"simulator hangup {call_id}")
         self._hangups.add(task)
         task.add_done_callback(self._hangups.discard)

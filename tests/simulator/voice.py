@@ -129,6 +129,8 @@ class PlaybackTrack(MediaStreamTrack):
         self._queue: deque[Clip] = deque()
         self._start: float | None = None
         self._timestamp = 0
+        self._frozen = False
+        self._stopped = asyncio.Event()
 
     def play(self, samples: Samples) -> Clip:
         """Queue audio after whatever is already queued; return its clip."""
@@ -153,13 +155,20 @@ class PlaybackTrack(MediaStreamTrack):
         """Return whether queued audio is still going out."""
         return bool(self._queue)
 
+    def freeze(self) -> None:
+        """Stop producing frames (no RTP goes out) without ending the track."""
+        self._frozen = True
+
     @override
     def stop(self) -> None:
         self.clear()
+        self._stopped.set()
         super().stop()
 
     @override
     async def recv(self) -> av.AudioFrame:
+        if self._frozen:
+            await self._stopped.wait()
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:

@@ -15,7 +15,7 @@ from fractions import Fraction
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Final, Self, override
+from typing import TYPE_CHECKING, Any, Final, Self, override
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 import av
@@ -104,7 +104,7 @@ def _call_soon[*Ts](
         _LOGGER.debug("event loop closed; audio callback dropped")
 
 
-async def _cancel(*futures: asyncio.Future[object] | None) -> None:
+async def _cancel(*futures: asyncio.Future[Any] | None) -> None:
     """Cancel the futures still pending and wait until they are done."""
     pending = {future for future in futures if future is not None and not future.done()}
     for future in pending:
@@ -387,21 +387,26 @@ class SpeakerSink:
             format="s16", layout=_layout(self._format.channels), rate=self._format.rate
         )
         failed = asyncio.ensure_future(self._failed.wait())
-        received: asyncio.Future[object] | None = None
         try:
-            while True:
-                received = asyncio.ensure_future(track.recv())
-                await asyncio.wait({received, failed}, return_when=asyncio.FIRST_COMPLETED)
-                if self.error is not None:
-                    raise self.error
-                try:
-                    frame = received.result()
-                except MediaStreamError:
-                    return
+            while (frame := await self._next_frame(track, failed)) is not None:
                 if isinstance(frame, av.AudioFrame):
                     self._write(resampler.resample(frame))
         finally:
-            await _cancel(failed, received)
+            await _cancel(failed)
+
+    async def _next_frame(self, track: MediaStreamTrack, failed: asyncio.Future[Any]) -> object:
+        """Return the track's next frame, None once it ends; raise if the device fails first."""
+        received = asyncio.ensure_future(track.recv())
+        try:
+            await asyncio.wait((received, failed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel(received)
+        if self.error is not None:
+            raise self.error
+        try:
+            return received.result()
+        except MediaStreamError:
+            return None
 
     def flush(self) -> None:
         """Drop everything queued for the speaker, in the sink and in the device: silence now."""
