@@ -16,12 +16,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import (
     CONF_ALLOW_RISKY_ACTIONS,
+    CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
     CONF_INPUT_DEVICE,
     CONF_MAX_TOOL_CALLS,
     CONF_OUTPUT_DEVICE,
     CONF_TOOL_TIMEOUT,
+    CONF_USER_TOOLS,
     DOMAIN,
     EVENT_SESSION_ENDED,
     EVENT_TOOL_CALL,
@@ -328,3 +330,81 @@ async def test_the_tool_call_limit_holds(
     outputs = [await _output(call, index) for index in range(4)]
     assert all("error" not in output for output in outputs[:3])
     assert "Too many tool calls" in outputs[3]["error_text"]
+
+
+WATER = {
+    "name": "water_plants",
+    "description": "Water the plants: switch the kitchen light on as a stand-in valve.",
+    "action": "script.water_plants",
+    "parameters": {
+        "type": "object",
+        "properties": {"minutes": {"type": "integer"}},
+        "required": ["minutes"],
+    },
+}
+WATER_SCRIPT = {
+    "water_plants": {
+        "alias": "Water plants",
+        "fields": {"minutes": {}},
+        "sequence": [
+            {"action": "input_boolean.turn_on", "target": {"entity_id": "input_boolean.kitchen"}}
+        ],
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {
+            CONF_LLM_HASS_API: [],
+            CONF_USER_TOOLS: [WATER, {**WATER, "name": "not_allowed", "action": "script.other"}],
+            CONF_ALLOWED_ACTIONS: ["script.water_plants"],
+        }
+    ],
+)
+async def test_a_user_tool_on_the_allowlist(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Only allowlisted user tools are offered; calling one runs its action."""
+    assert await async_setup_component(hass, "script", {"script": WATER_SCRIPT})
+    simulator.script(
+        CallFunction("water_plants", {"minutes": 5}), Reply("Watering."),
+        CallFunction("water_plants", {"hours": 1}), Reply("Oops."),
+    )  # fmt: skip
+    call = await _ask(hass, "Water the plants for five minutes")
+    update = await call.wait_for_client_event("session.update")
+    names = [tool["name"] for tool in update["session"]["tools"]]
+    assert names == ["end_session", "water_plants"]
+    assert await _output(call) == {"success": True}
+    assert hass.states.get("input_boolean.kitchen").state == "on"
+
+    await hass.services.async_call(DOMAIN, "send_text", {"text": "for an hour"}, blocking=True)
+    wrong = await _output(call, index=1)
+    assert "Unknown arguments: hours" in wrong["error_text"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {
+            CONF_LLM_HASS_API: [],
+            CONF_USER_TOOLS: [
+                {"name": "switch_on", "description": "Turn something on",
+                 "action": "input_boolean.turn_on",
+                 "parameters": {"type": "object", "properties": {"entity_id": {"type": "string"}}}}
+            ],
+            CONF_ALLOWED_ACTIONS: ["input_boolean.turn_on"],
+        }
+    ],
+)  # fmt: skip
+async def test_a_user_tool_cannot_reach_an_unexposed_entity(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Even an allowlisted action is refused on an entity not exposed to Assist."""
+    async_expose_entity(hass, "conversation", "input_boolean.garage", should_expose=False)
+    simulator.script(CallFunction("switch_on", {"entity_id": "input_boolean.garage"}), Reply("No."))
+    call = await _ask(hass, "Switch the garage on")
+    output = await _output(call)
+    assert output["error"] == "ToolRefusedError"
+    assert hass.states.get("input_boolean.garage").state == "off"

@@ -24,6 +24,7 @@ from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    ObjectSelector,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -37,6 +38,7 @@ import probatio
 from .audio_link import async_list_devices
 from .const import (
     CONF_ALLOW_RISKY_ACTIONS,
+    CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
     CONF_DUPLEX,
@@ -53,6 +55,7 @@ from .const import (
     CONF_TRANSCRIPTION_LANGUAGE,
     CONF_TRANSCRIPTION_MODEL,
     CONF_TURN_DETECTION,
+    CONF_USER_TOOLS,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_BASE_URL,
@@ -335,6 +338,10 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
                 probatio.Required(CONF_ALLOW_RISKY_ACTIONS, default=False): BooleanSelector(),
                 probatio.Optional(CONF_RISKY_ENTITIES): EntitySelector(
                     EntitySelectorConfig(multiple=True)
+                ),
+                probatio.Optional(CONF_USER_TOOLS): ObjectSelector(),
+                probatio.Optional(CONF_ALLOWED_ACTIONS): TextSelector(
+                    TextSelectorConfig(multiple=True)
                 ),
                 probatio.Required(CONF_TOOL_TIMEOUT, default=DEFAULT_TOOL_TIMEOUT): _number(
                     1, 60, 1, "s"

@@ -11,6 +11,7 @@ from homeassistant.helpers import llm
 
 from .const import (
     CONF_ALLOW_RISKY_ACTIONS,
+    CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
     CONF_DUPLEX,
@@ -27,6 +28,7 @@ from .const import (
     CONF_TRANSCRIPTION_LANGUAGE,
     CONF_TRANSCRIPTION_MODEL,
     CONF_TURN_DETECTION,
+    CONF_USER_TOOLS,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_BASE_URL,
@@ -47,6 +49,7 @@ from .const import (
 from .realtime.events import TurnDetection
 from .state import Prices
 from .tools import ToolPolicy
+from .user_tools import parse_user_tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,8 @@ class SessionSettings:
                 risky_entities=frozenset(options.get(CONF_RISKY_ENTITIES, ())),
                 timeout=float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
                 max_calls_per_turn=int(options.get(CONF_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS)),
+                user_tools=parse_user_tools(options.get(CONF_USER_TOOLS) or ()),
+                allowed_actions=frozenset(options.get(CONF_ALLOWED_ACTIONS) or ()),
             ),
             prices=Prices(
                 **{

@@ -16,6 +16,7 @@ import time
 from typing import Any, Final
 
 from homeassistant.components.conversation import DOMAIN as CONVERSATION_DOMAIN
+from homeassistant.components.homeassistant.exposed_entities import async_should_expose
 from homeassistant.core import Context, HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent, llm
@@ -23,6 +24,7 @@ import probatio
 
 from .const import DOMAIN, EVENT_TOOL_CALL, LOGGER
 from .realtime.events import FunctionCall, JsonObject, function_call_output
+from .user_tools import UserTool
 
 END_SESSION: Final = "end_session"
 MAX_OUTPUT_CHARS: Final = 16_000
@@ -55,6 +57,13 @@ class ToolPolicy:
     """Entities the user marked as high risk, too."""
     timeout: float = 10.0
     max_calls_per_turn: int = 5
+    user_tools: tuple[UserTool, ...] = ()
+    allowed_actions: frozenset[str] = frozenset()
+    """The actions user tools may call; a user tool whose action is not here is not offered."""
+
+    def offered_user_tools(self) -> list[UserTool]:
+        """Return the user tools whose action is on the allowlist."""
+        return [tool for tool in self.user_tools if tool.action in self.allowed_actions]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,7 @@ class ToolRouter:
                 _format_tool(tool, self._api.custom_serializer) for tool in self._api.tools
             )
             prompt = self._api.api_prompt
+        specs.extend(tool.spec() for tool in self.policy.offered_user_tools())
         return PreparedTools(tuple(specs), prompt)
 
     def new_turn(self) -> None:
@@ -146,6 +156,8 @@ class ToolRouter:
                 f"Too many tool calls in one turn (limit {self.policy.max_calls_per_turn}). "
                 "Stop calling tools and answer the user."
             )
+        if user_tool := next((t for t in self.policy.offered_user_tools() if t.name == name), None):
+            return await self._run_user_tool(user_tool, arguments)
         if self._api is None:
             raise HomeAssistantError(f'Tool "{name}" not found')
         tool = next((tool for tool in self._api.tools if tool.name == name), None)
@@ -161,17 +173,26 @@ class ToolRouter:
             data.setdefault("error", True)
         return data
 
+    async def _run_user_tool(self, tool: UserTool, arguments: dict[str, Any]) -> JsonObject:
+        """Run an owner-described action, on exposed, allowed entities only."""
+        tool.check_arguments(arguments)
+        targets = {**tool.data, **arguments}.get("entity_id", [])
+        for entity_id in [targets] if isinstance(targets, str) else list(targets):
+            state = self.hass.states.get(entity_id)
+            if state is None or not async_should_expose(self.hass, CONVERSATION_DOMAIN, entity_id):
+                raise ToolRefusedError(f"{entity_id} is not exposed to the assistant")
+            if self._is_risky(state) and not self.policy.allow_risky:
+                raise ToolRefusedError(_refusal([state.name]))
+        async with asyncio.timeout(self.policy.timeout):
+            return await tool.async_run(self.hass, arguments, Context())
+
     def _check_policy(self, tool: llm.Tool, arguments: dict[str, Any]) -> None:
         """Refuse a call that may act on a high-risk entity the user did not allow."""
         if self.policy.allow_risky or tool.annotations.read_only:
             return
         risky = [state.name for state in self._targets(tool, arguments) if self._is_risky(state)]
         if risky:
-            raise ToolRefusedError(
-                f"Not allowed: {', '.join(risky)} cannot be operated by voice on this "
-                "assistant. Tell the user that the owner can allow it in the Realtime Voice "
-                "options."
-            )
+            raise ToolRefusedError(_refusal(risky))
 
     def _targets(self, tool: llm.Tool, arguments: dict[str, Any]) -> list[State]:
         """Return the exposed entities an intent call would act on (empty if not an intent)."""
@@ -234,6 +255,14 @@ class ToolRouter:
                 "duration_ms": duration_ms,
             },
         )
+
+
+def _refusal(names: list[str]) -> str:
+    """Explain a refusal in words the model can pass on."""
+    return (
+        f"Not allowed: {', '.join(names)} cannot be operated by voice on this assistant. "
+        "Tell the user that the owner can allow it in the Realtime Voice options."
+    )
 
 
 def _parse_arguments(text: str) -> dict[str, Any]:

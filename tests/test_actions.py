@@ -1,0 +1,185 @@
+"""Actions, errors the user sees, repair issues and diagnostics, on a real Home Assistant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import json
+
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.realtime_voice.const import (
+    CONF_AUDIO_BACKEND,
+    CONF_BASE_URL,
+    CONF_INPUT_DEVICE,
+    CONF_OUTPUT_DEVICE,
+    DOMAIN,
+    EVENT_SESSION_ENDED,
+    EVENT_TRANSCRIPT,
+)
+
+from .integration import STATE, EventLog
+from .simulator import Reply, Simulator
+from .virtual_audio import MIC, SPEAKER, open_streams
+
+pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
+
+
+def _entry(
+    simulator: Simulator, *, microphone: str = MIC, title: str = "Realtime Voice"
+) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=f"{microphone}|{SPEAKER}",
+        data={
+            CONF_API_KEY: simulator.api_key,
+            CONF_BASE_URL: simulator.base_url,
+            CONF_AUDIO_BACKEND: "pulse",
+            CONF_INPUT_DEVICE: microphone,
+            CONF_OUTPUT_DEVICE: SPEAKER,
+        },
+    )
+
+
+@pytest.fixture
+async def box(hass: HomeAssistant, simulator: Simulator) -> AsyncIterator[MockConfigEntry]:
+    """Set up one box on the virtual devices, pointed at the simulator."""
+    entry = _entry(simulator)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _call(hass: HomeAssistant, action: str, **data: object) -> None:
+    await hass.services.async_call(DOMAIN, action, data, blocking=True)
+
+
+async def test_announce_then_hang_up(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Announce without listen: starts, says the message, ends once it was said."""
+    simulator.script(Reply("The laundry is done."))
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _call(hass, "announce", message="the laundry is done")
+    said = await transcripts.wait_for(lambda data: data["role"] == "assistant", timeout=0)
+    assert said["text"] == "The laundry is done."
+    assert (await ended.wait_for(timeout=0))["reason"] == "user"
+    request = await simulator.calls[0].wait_for_client_event("response.create")
+    assert "the laundry is done" in request["response"]["instructions"]
+    assert open_streams() == []
+
+
+async def test_announce_and_listen(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Announce with listen: the message is said and the conversation stays open."""
+    simulator.script(Reply("Dinner is ready. Shall I turn on the lights?"))
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    await _call(hass, "announce", message="dinner is ready", listen=True)
+    await transcripts.wait_for(lambda data: data["role"] == "assistant")
+    assert box.runtime_data.session.state.active
+    await _call(hass, "end_conversation")
+
+
+async def test_send_text_needs_a_conversation(hass: HomeAssistant, box: MockConfigEntry) -> None:
+    """send_text with nothing running: a translated error."""
+    with pytest.raises(HomeAssistantError) as raised:
+        await _call(hass, "send_text", text="hello")
+    assert raised.value.translation_key == "not_running"
+
+
+async def test_actions_find_their_box(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """By device, by entry, or the only one; unknown and ambiguous targets are refused."""
+    [device] = dr.async_entries_for_config_entry(dr.async_get(hass), box.entry_id)
+    await _call(hass, "start_conversation", device_id=device.id)
+    await _call(hass, "end_conversation", config_entry_id=box.entry_id)
+    with pytest.raises(ServiceValidationError) as raised:
+        await _call(hass, "start_conversation", device_id="not-a-device")
+    assert raised.value.translation_key == "unknown_box"
+
+    other = _entry(simulator, microphone="mic_feed.monitor", title="Second box")
+    other.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(other.entry_id)
+    with pytest.raises(ServiceValidationError) as raised:
+        await _call(hass, "start_conversation")
+    assert raised.value.translation_key == "ambiguous_box"
+    await hass.config_entries.async_unload(other.entry_id)
+
+
+async def test_quota_exhausted_raises_a_repair_issue(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """429 insufficient_quota: translated error and a repair issue, cleared by a good start."""
+    simulator.faults.http_status = (429, "insufficient_quota")
+    with pytest.raises(HomeAssistantError) as raised:
+        await _call(hass, "start_conversation")
+    assert raised.value.translation_key == "quota_exceeded"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "quota_exceeded") is not None
+    assert hass.states.get(STATE).state == "idle"
+    assert hass.states.get(STATE).attributes["last_error"]
+    assert open_streams() == []
+
+    simulator.faults.http_status = None
+    await _call(hass, "start_conversation")
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "quota_exceeded") is None
+    await _call(hass, "end_conversation")
+
+
+async def test_a_revoked_key_starts_reauth(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """401 when a conversation starts: translated error and a reauth flow for the entry."""
+    simulator.faults.http_status = (401, "invalid_api_key")
+    with pytest.raises(HomeAssistantError) as raised:
+        await _call(hass, "start_conversation")
+    assert raised.value.translation_key == "auth_failed"
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress()
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+
+
+async def test_a_missing_microphone_is_explained(hass: HomeAssistant, simulator: Simulator) -> None:
+    """A device that does not exist: audio_unavailable, a repair issue, nothing left open."""
+    entry = _entry(simulator, microphone="no_such_microphone")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    with pytest.raises(HomeAssistantError) as raised:
+        await _call(hass, "start_conversation")
+    assert raised.value.translation_key == "audio_unavailable"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "audio_device_unavailable") is not None
+    assert simulator.calls == []
+    assert open_streams() == []
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_diagnostics_never_show_the_key(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    box: MockConfigEntry,
+    simulator: Simulator,
+) -> None:
+    """Downloaded diagnostics hold settings, state and audio counters, and no API key."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    await _call(hass, "start_conversation")
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, box)
+    await _call(hass, "end_conversation")
+    text = json.dumps(diagnostics)
+    assert simulator.api_key not in text
+    assert diagnostics["data"][CONF_API_KEY] == "**REDACTED**"
+    assert diagnostics["state"]["activity"] == "listening"
+    assert diagnostics["audio"]["backend"] == "pulse"
+    assert {"frames", "dropped_blocks"} <= set(diagnostics["audio"]["microphone"])
