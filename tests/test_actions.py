@@ -27,7 +27,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 
-from .integration import STATE, EventLog
+from .integration import COST, STATE, TOKENS, EventLog
 from .simulator import Reply, Simulator
 from .virtual_audio import MIC, SPEAKER, open_streams
 
@@ -183,3 +183,25 @@ async def test_diagnostics_never_show_the_key(
     assert diagnostics["state"]["activity"] == "listening"
     assert diagnostics["audio"]["backend"] == "pulse"
     assert {"frames", "dropped_blocks"} <= set(diagnostics["audio"]["microphone"])
+
+
+async def test_tokens_and_cost_are_counted_and_kept(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Usage from response.done becomes tokens and cost; the totals survive a restart."""
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    await _call(hass, "start_conversation")
+    await _call(hass, "send_text", text="Tell me a joke")
+    await transcripts.wait_for(lambda data: data["role"] == "assistant")
+    await _call(hass, "end_conversation")
+    tokens = hass.states.get(TOKENS)
+    cost = hass.states.get(COST)
+    assert int(tokens.state) > 0
+    assert tokens.attributes["output_audio"] > 0
+    total = float(cost.state)
+    assert total > 0
+    assert cost.attributes["session_cost"] == pytest.approx(total)
+
+    assert await hass.config_entries.async_reload(box.entry_id)
+    assert float(hass.states.get(COST).state) == pytest.approx(total)
+    assert hass.states.get(TOKENS).attributes["total_tokens"] == int(tokens.state)

@@ -12,6 +12,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
@@ -67,6 +68,7 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
     RealtimeVoiceSensorDescription(
         key="session_tokens",
         translation_key="session_tokens",
+        entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement="tokens",
         value_fn=lambda state: state.session_usage.total,
@@ -78,6 +80,7 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
     RealtimeVoiceSensorDescription(
         key="estimated_cost",
         translation_key="estimated_cost",
+        entity_category=EntityCategory.DIAGNOSTIC,
         device_class=SensorDeviceClass.MONETARY,
         state_class=SensorStateClass.TOTAL,
         native_unit_of_measurement="USD",
