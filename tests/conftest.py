@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+import shlex
+import subprocess
 from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
@@ -10,7 +12,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 
 from .simulator import Simulator
-from .virtual_audio import require_virtual_audio
+from .virtual_audio import MIC, SPEAKER, require_virtual_audio
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +53,27 @@ async def simulator(socket_enabled: None) -> AsyncIterator[Simulator]:
         await sim.stop()
     if not sim.allow_invalid_client_events and (invalid := sim.invalid_client_events):
         pytest.fail(f"the client sent invalid events: {[reason for _, reason in invalid]}")
+
+
+@pytest.fixture
+def unplug() -> Iterator[Callable[[str], None]]:
+    """Unload a virtual device's PulseAudio module; load it again after the test."""
+    unloaded: list[tuple[str, str]] = []
+
+    def unplug(device: str) -> None:
+        modules = subprocess.run(
+            ["pactl", "list", "short", "modules"], check=True, capture_output=True, text=True
+        ).stdout
+        for line in modules.splitlines():
+            index, module, arguments = [*line.split("\t"), ""][:3]
+            if f"_name={device} " in f"{arguments} ":
+                subprocess.run(["pactl", "unload-module", index], check=True)
+                unloaded.append((module, arguments))
+                return
+        pytest.fail(f"no module provides {device}")
+
+    yield unplug
+    for module, arguments in unloaded:
+        subprocess.run(["pactl", "load-module", module, *shlex.split(arguments)], check=True)
+    subprocess.run(["pactl", "set-default-sink", SPEAKER], check=True)
+    subprocess.run(["pactl", "set-default-source", MIC], check=True)

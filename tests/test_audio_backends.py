@@ -6,9 +6,8 @@ Every test that touches a device runs once per backend. The aiortc peers talk ov
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-import shlex
 import subprocess
 import sys
 import threading
@@ -66,30 +65,6 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[AudioBackend]
         yield backend
     finally:
         await loop.run_in_executor(None, backend.close)
-
-
-@pytest.fixture
-def unplug() -> Iterator[Callable[[str], None]]:
-    """Unload a virtual device's PulseAudio module; load it again after the test."""
-    unloaded: list[tuple[str, str]] = []
-
-    def unplug(device: str) -> None:
-        modules = subprocess.run(
-            ["pactl", "list", "short", "modules"], check=True, capture_output=True, text=True
-        ).stdout
-        for line in modules.splitlines():
-            index, module, arguments = [*line.split("\t"), ""][:3]
-            if f"_name={device} " in f"{arguments} ":
-                subprocess.run(["pactl", "unload-module", index], check=True)
-                unloaded.append((module, arguments))
-                return
-        pytest.fail(f"no module provides {device}")
-
-    yield unplug
-    for module, arguments in unloaded:
-        subprocess.run(["pactl", "load-module", module, *shlex.split(arguments)], check=True)
-    subprocess.run(["pactl", "set-default-sink", SPEAKER], check=True)
-    subprocess.run(["pactl", "set-default-source", MIC], check=True)
 
 
 def _engine_threads() -> list[threading.Thread]:

@@ -444,3 +444,136 @@ async def test_dead_peer_is_detected(simulator: Simulator, http: aiohttp.ClientS
         assert connection.is_closed
     assert reason is CloseReason.NETWORK_LOST
     assert "no audio or events" in detail
+
+
+async def test_an_ephemeral_key_posts_raw_sdp(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """An ek_ key (minted by /client_secrets) sends the bare offer; the session comes from it."""
+    async with http.post(
+        f"{simulator.base_url}/v1/realtime/client_secrets",
+        json={"session": {"type": "realtime", "model": "gpt-realtime", "instructions": "Minted."}},
+        headers={"Authorization": f"Bearer {simulator.api_key}"},
+    ) as response:
+        secret = (await response.json())["value"]
+    assert secret.startswith("ek_")
+    recorder = Recorder()
+    connection = await RealtimeConnection.open(
+        http,
+        base_url=simulator.base_url,
+        api_key=secret,
+        session=CONFIG,
+        audio_track=(microphone := PlaybackTrack()),
+        on_event=recorder.on_event,
+        on_closed=recorder.on_closed,
+    )
+    created = await recorder.wait_for(SessionCreated)
+    await connection.close()
+    microphone.stop()
+    assert created.session["instructions"] == "Minted."
+
+
+async def test_a_session_update_the_server_refuses(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """update_session raises ProtocolError with the server's message when it is refused."""
+    simulator.allow_invalid_client_events = True
+    async with connected(simulator, http, Recorder()) as (connection, _):
+        with pytest.raises(ProtocolError) as raised:
+            await connection.update_session(SessionConfig(tool_choice="whatever-i-like"))
+    assert raised.value.message
+
+
+async def test_odd_messages_and_a_failing_owner_do_not_stop_the_session(
+    simulator: Simulator, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A JSON value that is not an object is dropped; an owner that raises is logged."""
+    recorder = Recorder()
+    failures = 0
+
+    def flaky(event: ServerEvent) -> None:
+        nonlocal failures
+        if isinstance(event, SessionCreated):
+            failures += 1
+            raise RuntimeError("the owner broke")  # noqa: TRY004 - a bug in the owner, not a type error
+        recorder.on_event(event)
+
+    microphone = PlaybackTrack()
+    connection = await RealtimeConnection.open(
+        http,
+        base_url=simulator.base_url,
+        api_key=simulator.api_key,
+        session=CONFIG,
+        audio_track=microphone,
+        on_event=flaky,
+        on_closed=recorder.on_closed,
+    )
+    call = await simulator.wait_for_call()
+    await call.send_raw("[1, 2, 3]")
+    effective = await connection.update_session(CONFIG)
+    await connection.close()
+    microphone.stop()
+    assert effective["type"] == "realtime"
+    assert failures == 1
+    assert "not an object" in caplog.text
+    assert "Error handling Realtime event session.created" in caplog.text
+
+
+@asynccontextmanager
+async def _fake_endpoint(body: str) -> AsyncIterator[str]:
+    """Serve one fixed 201 answer at /v1/realtime/calls; yield the base URL."""
+    from aiohttp import web  # noqa: PLC0415 - only this test serves HTTP itself
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(status=201, text=body, headers={"Location": "/v1/realtime/calls/rtc_x"})
+
+    app = web.Application()
+    app.router.add_post("/v1/realtime/calls", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"ok": true}', "not SDP"),
+        ("v=0\r\nthis is not an answer\r\n", "SDP answer is invalid"),
+    ],
+)
+async def test_an_answer_that_is_not_usable_sdp(
+    http: aiohttp.ClientSession, socket_enabled: None, body: str, message: str
+) -> None:
+    """A 201 whose body is not an SDP answer is a ProtocolError, never fed to aiortc blindly."""
+    async with _fake_endpoint(body) as base_url:
+        with pytest.raises(ProtocolError, match=message):
+            await RealtimeConnection.open(
+                http,
+                base_url=base_url,
+                api_key="sk-test",
+                session=CONFIG,
+                audio_track=(track := PlaybackTrack()),
+                on_event=Recorder().on_event,
+                on_closed=Recorder().on_closed,
+            )
+    track.stop()
+
+
+async def test_hang_up_fails_quietly_when_the_server_is_gone(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """close() still releases the peer when the hang-up cannot reach the server."""
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        await recorder.wait_for(SessionCreated)
+        await simulator.stop()
+        started = time.monotonic()
+        await connection.close()
+        assert time.monotonic() - started < 4
+    assert connection.is_closed

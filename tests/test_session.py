@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -25,6 +26,7 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     EVENT_TRANSCRIPT,
+    Duplex,
 )
 
 from .integration import (
@@ -251,4 +253,62 @@ async def test_unload_and_stop_end_the_conversation(
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await ended.wait_for(lambda _data: len(ended.events) == 2)
     assert [event["reason"] for event in ended.events] == ["shutdown", "shutdown"]
+    assert open_streams() == []
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_a_greeting_is_said_first(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """start_conversation with a greeting: the assistant speaks first."""
+    simulator.script(Reply("Good morning! What can I do for you?"))
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    await _start(hass, greeting="Good morning")
+    said = await transcripts.wait_for(lambda data: data["role"] == "assistant")
+    assert said["text"] == "Good morning! What can I do for you?"
+    request = await simulator.calls[0].wait_for_client_event("response.create")
+    assert "Good morning" in request["response"]["instructions"]
+    await _press(hass, END_BUTTON)
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_full_duplex_barge_in_silences_the_speaker(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
+) -> None:
+    """In full duplex the user can talk over the assistant: its reply stops at once."""
+    session = box.runtime_data.session
+    session.apply_settings(replace(session.settings, duplex=Duplex.FULL))
+    simulator.script(Reply("Here is a very long story that goes on and on " * 6))
+    assistant = StateHistory(hass, ASSISTANT_SPEAKING)
+    state = StateHistory(hass, STATE)
+    wav = speech_wav(tmp_path / "stop.wav", "stop, please stop")
+    await _start(hass)
+    await hass.services.async_call(DOMAIN, "send_text", {"text": "Tell me a story"}, blocking=True)
+    await assistant.wait_for("on")
+    await speak_into_mic(wav)
+    await state.until(
+        lambda: "user_speaking" in state.states[state.states.index("assistant_speaking") :]
+    )
+    await assistant.until(lambda: assistant.states[-1] == "off")
+    call = simulator.calls[0]
+    cleared = await call.wait_for_server_event("output_audio_buffer.cleared")
+    assert cleared["response_id"]
+    assert session.audio_diagnostics()["speaker"]["flushes"] >= 1
+    await _press(hass, END_BUTTON)
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_a_speaker_unplugged_mid_conversation(
+    hass: HomeAssistant,
+    box: MockConfigEntry,
+    unplug: Callable[[str], None],
+) -> None:
+    """The speaker disappears: the conversation ends as error, with a repair issue."""
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    await _start(hass)
+    unplug(SPEAKER)
+    end = await ended.wait_for(timeout=15)
+    assert end["reason"] == "error"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "audio_device_unavailable") is not None
+    assert hass.states.get(STATE).state == "idle"
     assert open_streams() == []
