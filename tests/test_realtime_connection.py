@@ -104,29 +104,36 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @asynccontextmanager
 async def connected(
-    simulator: Simulator,
+    simulator: Simulator | str,
     http: aiohttp.ClientSession,
     recorder: Recorder,
     *,
     timeouts: Timeouts | None = None,
     config: SessionConfig = CONFIG,
+    api_key: str | None = None,
+    on_event: Callable[[ServerEvent], None] | None = None,
 ) -> AsyncIterator[tuple[RealtimeConnection, PlaybackTrack]]:
-    """Open a connection with a microphone the test can play into; always close both."""
+    """Open a connection with a microphone the test can play into; always close both.
+
+    `simulator` may be a base URL instead, for endpoints that are not the simulator.
+    """
     microphone = PlaybackTrack()
-    connection = await RealtimeConnection.open(
-        http,
-        base_url=simulator.base_url,
-        api_key=simulator.api_key,
-        session=config,
-        audio_track=microphone,
-        on_event=recorder.on_event,
-        on_closed=recorder.on_closed,
-        timeouts=timeouts,
-    )
     try:
-        yield connection, microphone
+        connection = await RealtimeConnection.open(
+            http,
+            base_url=simulator if isinstance(simulator, str) else simulator.base_url,
+            api_key=api_key or getattr(simulator, "api_key", "sk-test"),
+            session=config,
+            audio_track=microphone,
+            on_event=on_event or recorder.on_event,
+            on_closed=recorder.on_closed,
+            timeouts=timeouts,
+        )
+        try:
+            yield connection, microphone
+        finally:
+            await connection.close()
     finally:
-        await connection.close()
         microphone.stop()
 
 
@@ -327,16 +334,8 @@ async def test_connection_refused(http: aiohttp.ClientSession, socket_enabled: N
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(ConnectError, match="cannot reach"):
-        await RealtimeConnection.open(
-            http,
-            base_url=f"http://127.0.0.1:{port}",
-            api_key="sk-test",
-            session=CONFIG,
-            audio_track=(track := PlaybackTrack()),
-            on_event=Recorder().on_event,
-            on_closed=Recorder().on_closed,
-        )
-    track.stop()
+        async with connected(f"http://127.0.0.1:{port}", http, Recorder()):
+            pass
 
 
 async def test_ice_that_never_connects_times_out(
@@ -458,18 +457,8 @@ async def test_an_ephemeral_key_posts_raw_sdp(
         secret = (await response.json())["value"]
     assert secret.startswith("ek_")
     recorder = Recorder()
-    connection = await RealtimeConnection.open(
-        http,
-        base_url=simulator.base_url,
-        api_key=secret,
-        session=CONFIG,
-        audio_track=(microphone := PlaybackTrack()),
-        on_event=recorder.on_event,
-        on_closed=recorder.on_closed,
-    )
-    created = await recorder.wait_for(SessionCreated)
-    await connection.close()
-    microphone.stop()
+    async with connected(simulator, http, recorder, api_key=secret):
+        created = await recorder.wait_for(SessionCreated)
     assert created.session["instructions"] == "Minted."
 
 
@@ -498,21 +487,10 @@ async def test_odd_messages_and_a_failing_owner_do_not_stop_the_session(
             raise RuntimeError("the owner broke")  # noqa: TRY004 - a bug in the owner, not a type error
         recorder.on_event(event)
 
-    microphone = PlaybackTrack()
-    connection = await RealtimeConnection.open(
-        http,
-        base_url=simulator.base_url,
-        api_key=simulator.api_key,
-        session=CONFIG,
-        audio_track=microphone,
-        on_event=flaky,
-        on_closed=recorder.on_closed,
-    )
-    call = await simulator.wait_for_call()
-    await call.send_raw("[1, 2, 3]")
-    effective = await connection.update_session(CONFIG)
-    await connection.close()
-    microphone.stop()
+    async with connected(simulator, http, recorder, on_event=flaky) as (connection, _):
+        call = await simulator.wait_for_call()
+        await call.send_raw("[1, 2, 3]")
+        effective = await connection.update_session(CONFIG)
     assert effective["type"] == "realtime"
     assert failures == 1
     assert "not an object" in caplog.text
@@ -553,16 +531,8 @@ async def test_an_answer_that_is_not_usable_sdp(
     """A 201 whose body is not an SDP answer is a ProtocolError, never fed to aiortc blindly."""
     async with _fake_endpoint(body) as base_url:
         with pytest.raises(ProtocolError, match=message):
-            await RealtimeConnection.open(
-                http,
-                base_url=base_url,
-                api_key="sk-test",
-                session=CONFIG,
-                audio_track=(track := PlaybackTrack()),
-                on_event=Recorder().on_event,
-                on_closed=Recorder().on_closed,
-            )
-    track.stop()
+            async with connected(base_url, http, Recorder()):
+                pass
 
 
 async def test_hang_up_fails_quietly_when_the_server_is_gone(

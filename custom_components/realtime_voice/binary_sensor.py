@@ -14,7 +14,7 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import RealtimeVoiceEntity
+from .entity import RealtimeVoiceEntity, add_entities
 from .models import RealtimeVoiceConfigEntry
 from .state import Activity, SessionState
 
@@ -56,11 +56,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the box's binary sensors."""
-    session = entry.runtime_data.session
-    async_add_entities(
-        RealtimeVoiceBinarySensor(session, entry.title, description)
-        for description in BINARY_SENSORS
-    )
+    add_entities(entry, async_add_entities, RealtimeVoiceBinarySensor, BINARY_SENSORS)
 
 
 class RealtimeVoiceBinarySensor(RealtimeVoiceEntity, BinarySensorEntity):

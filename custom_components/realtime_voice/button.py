@@ -10,7 +10,7 @@ from homeassistant.components.button import ButtonEntity, ButtonEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import RealtimeVoiceEntity
+from .entity import RealtimeVoiceEntity, add_entities
 from .models import RealtimeVoiceConfigEntry
 from .session import VoiceSession
 
@@ -44,10 +44,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the box's buttons."""
-    session = entry.runtime_data.session
-    async_add_entities(
-        RealtimeVoiceButton(session, entry.title, description) for description in BUTTONS
-    )
+    add_entities(entry, async_add_entities, RealtimeVoiceButton, BUTTONS)
 
 
 class RealtimeVoiceButton(RealtimeVoiceEntity, ButtonEntity):

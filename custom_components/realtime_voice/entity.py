@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import override
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, override
 
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .session import VoiceSession
 from .state import SessionState
+
+if TYPE_CHECKING:
+    from .models import RealtimeVoiceConfigEntry
 
 
 def device_info(entry_id: str, title: str) -> DeviceInfo:
@@ -45,3 +50,16 @@ class RealtimeVoiceEntity(Entity):
     def _on_state(self, _state: SessionState) -> None:
         """Render the new snapshot."""
         self.async_write_ha_state()
+
+
+def add_entities[D: EntityDescription](
+    entry: RealtimeVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entity_class: type[RealtimeVoiceEntity],
+    descriptions: Iterable[D],
+) -> None:
+    """Add one entity of entity_class per description, bound to the entry's session."""
+    session = entry.runtime_data.session
+    async_add_entities(
+        entity_class(session, entry.title, description) for description in descriptions
+    )

@@ -17,7 +17,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .entity import RealtimeVoiceEntity
+from .entity import RealtimeVoiceEntity, add_entities
 from .models import RealtimeVoiceConfigEntry
 from .state import Activity, SessionState, Transcript
 
@@ -97,10 +97,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the box's sensors."""
-    session = entry.runtime_data.session
-    async_add_entities(
-        RealtimeVoiceSensor(session, entry.title, description) for description in SENSORS
-    )
+    add_entities(entry, async_add_entities, RealtimeVoiceSensor, SENSORS)
 
 
 class RealtimeVoiceSensor(RealtimeVoiceEntity, SensorEntity):

@@ -156,7 +156,26 @@ class _Reframer:
         return b"".join(out.to_ndarray().tobytes() for out in self._resampler.resample(frame))
 
 
-class MicrophoneTrack(MediaStreamTrack):
+class _ClosedOnExit:
+    """`async with` closes the device: aclose() on the way out, whatever happened."""
+
+    async def aclose(self) -> None:
+        """Release the device."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class MicrophoneTrack(_ClosedOnExit, MediaStreamTrack):
     """An aiortc audio track that sends what a device records, or silence when it must not.
 
     Open with `await MicrophoneTrack.open(backend, device)`, close with `await aclose()` (or use
@@ -230,17 +249,6 @@ class MicrophoneTrack(MediaStreamTrack):
         stream, self._stream = self._stream, None
         if stream is not None:
             await self._event_loop.run_in_executor(None, stream.close)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @override
     def stop(self) -> None:
@@ -316,7 +324,7 @@ class MicrophoneTrack(MediaStreamTrack):
             self._on_device_lost(err)
 
 
-class SpeakerSink:
+class SpeakerSink(_ClosedOnExit):
     """Plays a remote aiortc audio track on a device through a small bounded buffer.
 
     Open with `await SpeakerSink.open(backend, device)`, run `await sink.play(track)` as a task
@@ -421,17 +429,6 @@ class SpeakerSink:
         if stream is not None:
             await self._event_loop.run_in_executor(None, stream.close)
         self._set_playing(playing=False)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _open(
         self, backend: AudioBackend, device: str | None, fmt: AudioFormat
