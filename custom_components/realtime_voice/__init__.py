@@ -56,7 +56,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry
     await ledger.async_load()
     session = VoiceSession(
         hass,
-        entry_id=entry.entry_id,
+        entry=entry,
         device_id=lambda: device.id,
         settings=settings,
         http=http,

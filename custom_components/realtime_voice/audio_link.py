@@ -8,7 +8,7 @@ Assistant, so that nothing blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,12 +27,13 @@ from .audio import (
     create_backend,
 )
 from .audio.tracks import MicrophoneTrack, SpeakerSink
-from .const import DOMAIN, AudioBackendChoice, Duplex
+from .const import AudioBackendChoice, Duplex
 
 if TYPE_CHECKING:
     from .settings import SessionSettings
 
 type DeviceLostHandler = Callable[[AudioDeviceError], None]
+type TaskStarter = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +67,15 @@ class AudioLink:
         self,
         hass: HomeAssistant,
         backend: AudioBackend,
+        *,
         microphone: MicrophoneTrack,
         speaker: SpeakerSink,
         gate: EchoGate,
+        start_task: TaskStarter,
     ) -> None:
         """Hold open devices; use async_open()."""
         self.hass = hass
+        self._start_task = start_task
         self.backend = backend
         self.microphone = microphone
         self.speaker = speaker
@@ -81,7 +85,11 @@ class AudioLink:
 
     @classmethod
     async def async_open(
-        cls, hass: HomeAssistant, settings: AudioSettings, on_device_lost: DeviceLostHandler
+        cls,
+        hass: HomeAssistant,
+        settings: AudioSettings,
+        on_device_lost: DeviceLostHandler,
+        start_task: TaskStarter,
     ) -> AudioLink:
         """Open the microphone and the speaker; release both if either fails."""
         backend = await hass.async_add_executor_job(_load_backend, settings.backend)
@@ -99,13 +107,18 @@ class AudioLink:
                 await microphone.aclose()
             await hass.async_add_executor_job(backend.close)
             raise
-        return cls(hass, backend, microphone, speaker, gate)
+        return cls(
+            hass,
+            backend,
+            microphone=microphone,
+            speaker=speaker,
+            gate=gate,
+            start_task=start_task,
+        )
 
     def play(self, track: MediaStreamTrack) -> None:
         """Play the assistant's track on the speaker until it ends."""
-        self._player = self.hass.async_create_background_task(
-            self._play(track), f"{DOMAIN} speaker"
-        )
+        self._player = self._start_task(self._play(track), "speaker")
 
     async def _play(self, track: MediaStreamTrack) -> None:
         # A failed device is reported through on_device_lost; the task just ends.

@@ -10,7 +10,7 @@ path out of a conversation goes through `_teardown`, which releases everything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -18,6 +18,7 @@ import time
 from typing import Any, Final
 
 import aiohttp
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
@@ -72,7 +73,7 @@ class VoiceSession:
         self,
         hass: HomeAssistant,
         *,
-        entry_id: str,
+        entry: ConfigEntry,
         device_id: Callable[[], str | None],
         settings: SessionSettings,
         http: aiohttp.ClientSession,
@@ -82,7 +83,8 @@ class VoiceSession:
     ) -> None:
         """Prepare an idle session; nothing is opened until start()."""
         self.hass = hass
-        self.entry_id = entry_id
+        self.entry_id = entry.entry_id
+        self._entry = entry
         self._device_id = device_id
         self.settings = settings
         self._http = http
@@ -190,7 +192,7 @@ class VoiceSession:
         """Open the audio devices, then the call, then configure the session."""
         settings = self.settings
         self._audio = await AudioLink.async_open(
-            self.hass, AudioSettings.from_settings(settings), self._on_device_lost
+            self.hass, AudioSettings.from_settings(settings), self._on_device_lost, self._background
         )
         config = await self._session_config(instructions)
         self._connection = await RealtimeConnection.open(
@@ -286,9 +288,7 @@ class VoiceSession:
         """End from a callback (timer, far side, tool), in a task of the entry."""
         if self._end_task is not None and not self._end_task.done():
             return
-        self._end_task = self.hass.async_create_background_task(
-            self._end_quietly(reason, goodbye), f"{DOMAIN} end conversation"
-        )
+        self._end_task = self._background(self._end_quietly(reason, goodbye), "end conversation")
 
     async def _end_quietly(self, reason: EndReason, goodbye: str | None) -> None:
         """End if still running; nobody waits for an error here."""
@@ -423,9 +423,7 @@ class VoiceSession:
         if connection is None:
             return
         self._touch()
-        self.hass.async_create_background_task(
-            self._run_tool(connection, event), f"{DOMAIN} tool {event.name}"
-        )
+        self._background(self._run_tool(connection, event), f"tool {event.name}")
 
     def _on_error(self, event: ErrorEvent) -> None:
         LOGGER.warning(
@@ -462,6 +460,10 @@ class VoiceSession:
             self._end_soon(EndReason.GOODBYE, outcome.goodbye)
         else:
             connection.create_response()
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run work as a named task of the entry, cancelled if the entry unloads."""
+        return self._entry.async_create_background_task(self.hass, work, f"{DOMAIN} {name}")
 
     def _transcript(self, role: str, text: str) -> None:
         """Record a finished utterance: entity state and a bus event, so nothing is lost."""
