@@ -85,16 +85,15 @@ _MULTILINE = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multili
 
 
 def _select(
-    options: list[str] | tuple[str, ...], key: str, *, custom: bool = False
+    options: list[str] | tuple[str, ...], key: str | None, *, custom: bool = False
 ) -> SelectSelector:
-    return SelectSelector(
-        SelectSelectorConfig(
-            options=list(options),
-            translation_key=key,
-            custom_value=custom,
-            mode=SelectSelectorMode.DROPDOWN,
-        )
+    """Offer a dropdown; key names the translations of its labels, None shows the values."""
+    config = SelectSelectorConfig(
+        options=list(options), custom_value=custom, mode=SelectSelectorMode.DROPDOWN
     )
+    if key:
+        config["translation_key"] = key
+    return SelectSelector(config)
 
 
 def _number(low: float, high: float, step: float, unit: str | None = None) -> NumberSelector:
@@ -108,9 +107,7 @@ PERSONA_SCHEMA = probatio.Schema(
     {
         probatio.Required(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
         probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
-        probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _select(
-            MODELS, CONF_MODEL, custom=True
-        ),
+        probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _select(MODELS, None, custom=True),
         probatio.Required(CONF_AUDIO_BACKEND, default=AudioBackendChoice.AUTO): _select(
             [choice.value for choice in AudioBackendChoice], CONF_AUDIO_BACKEND
         ),
@@ -310,7 +307,7 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
                 probatio.Optional(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
                 probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
                 probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _select(
-                    MODELS, CONF_MODEL, custom=True
+                    MODELS, None, custom=True
                 ),
                 probatio.Optional(CONF_GREETING): str,
                 probatio.Required(CONF_IDLE_TIMEOUT, default=DEFAULT_IDLE_TIMEOUT): _number(

@@ -97,7 +97,9 @@ class VoiceSession:
         self._connection: RealtimeConnection | None = None
         self._audio: AudioLink | None = None
         self._timers: dict[str, CALLBACK_TYPE] = {}
-        self._goodbye_done = asyncio.Event()
+        self._quiet = asyncio.Event()
+        """Set while no response is running and no assistant audio is playing."""
+        self._spoken_responses: set[str] = set()
         self._end_task: asyncio.Task[None] | None = None
         self._live_text = ""
         self._started = 0.0
@@ -135,7 +137,7 @@ class VoiceSession:
     # --- Actions -----------------------------------------------------------------------------
 
     async def async_start(
-        self, instructions: str | None = None, greeting: str | None = None
+        self, instructions: str | None = None, greeting: str | None = None, *, greet: bool = True
     ) -> None:
         """Start a conversation; raise a translated HomeAssistantError if it cannot."""
         async with self._lock:
@@ -150,7 +152,7 @@ class VoiceSession:
                 await self._teardown(EndReason.ERROR, announce=False)
                 raise self._translate(err) from err
             self._begin()
-        if greeting := greeting or self.settings.greeting:
+        if greet and (greeting := greeting or self.settings.greeting):
             self._say(greeting)
 
     async def async_end(
@@ -160,7 +162,7 @@ class VoiceSession:
         async with self._lock:
             if not self._state.active or self._state.activity is Activity.ENDING:
                 raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_running")
-            await self._finish(reason, goodbye)
+            await self._finish(reason, _goodbye_prompt(goodbye) if goodbye else None)
 
     async def async_send_text(self, text: str) -> None:
         """Add what the user typed to the conversation and let the model answer it."""
@@ -172,13 +174,13 @@ class VoiceSession:
     async def async_announce(self, message: str, *, listen: bool) -> None:
         """Say message; keep listening for the answer, or end once it was said."""
         if not self._state.active:
-            await self.async_start()
+            await self.async_start(greet=False)  # the message is what is said first
         if listen:
             self._say(message)
             return
         async with self._lock:
             if self._state.active:
-                await self._finish(EndReason.USER, message)
+                await self._finish(EndReason.USER, _say_prompt(message))
 
     async def async_shutdown(self) -> None:
         """End any conversation because Home Assistant stops or the entry unloads."""
@@ -227,7 +229,8 @@ class VoiceSession:
     def _begin(self) -> None:
         """Mark the conversation as listening and arm its timers."""
         self._started = time.monotonic()
-        self._goodbye_done.clear()
+        self._quiet.set()
+        self._spoken_responses.clear()
         self._update(activity=Activity.LISTENING, session_usage=self._ledger.new_session())
         self._arm("max_duration", self.settings.max_duration * 60, EndReason.MAX_DURATION)
         self._touch()
@@ -237,30 +240,36 @@ class VoiceSession:
     def _say(self, text: str) -> None:
         """Have the assistant say text, in the persona's voice."""
         if self._connection is not None and not self._connection.is_closed:
-            self._connection.create_response(f"Say this to the user, in your own voice: {text}")
+            self._connection.create_response(_say_prompt(text))
 
     # --- Ending ------------------------------------------------------------------------------
 
-    async def _finish(self, reason: EndReason, goodbye: str | None) -> None:
-        """Say goodbye if asked, then tear down. The lock is held."""
+    async def _finish(self, reason: EndReason, last_words: str | None) -> None:
+        """Say the last words if any, then tear down. The lock is held.
+
+        A goodbye from the model (end_session) may still be playing in the response that
+        called the tool: it is let finish, not cut off.
+        """
         self._update(activity=Activity.ENDING)
         connection = self._connection
         if connection is not None and not connection.is_closed:
-            if connection.cancel_response() and self._audio is not None:
+            if reason is EndReason.GOODBYE:
+                await self._until_quiet()
+            elif connection.cancel_response() and self._audio is not None:
                 self._audio.flush()
-            if goodbye:
-                await self._say_goodbye(connection, goodbye)
+            if last_words:
+                self._quiet.clear()
+                connection.create_response(last_words)
+                await self._until_quiet()
         await self._teardown(reason)
 
-    async def _say_goodbye(self, connection: RealtimeConnection, goodbye: str) -> None:
-        """Say goodbye and wait, bounded, until the audio has played."""
-        self._goodbye_done.clear()
-        connection.create_response(f"Say goodbye to the user with these words: {goodbye}")
+    async def _until_quiet(self) -> None:
+        """Wait, bounded, until the running response and its audio are over."""
         try:
             async with asyncio.timeout(GOODBYE_DRAIN_SECONDS):
-                await self._goodbye_done.wait()
+                await self._quiet.wait()
         except TimeoutError:
-            LOGGER.debug("The goodbye did not finish playing within %s s", GOODBYE_DRAIN_SECONDS)
+            LOGGER.debug("The assistant was still talking after %s s", GOODBYE_DRAIN_SECONDS)
 
     async def _teardown(self, reason: EndReason, *, announce: bool = True) -> None:
         """Release the call and the audio devices; every conversation ends here."""
@@ -284,17 +293,17 @@ class VoiceSession:
                 )
 
     @callback
-    def _end_soon(self, reason: EndReason, goodbye: str | None = None) -> None:
+    def _end_soon(self, reason: EndReason, last_words: str | None = None) -> None:
         """End from a callback (timer, far side, tool), in a task of the entry."""
         if self._end_task is not None and not self._end_task.done():
             return
-        self._end_task = self._background(self._end_quietly(reason, goodbye), "end conversation")
+        self._end_task = self._background(self._end_quietly(reason, last_words), "end conversation")
 
-    async def _end_quietly(self, reason: EndReason, goodbye: str | None) -> None:
+    async def _end_quietly(self, reason: EndReason, last_words: str | None) -> None:
         """End if still running; nobody waits for an error here."""
         async with self._lock:
             if self._state.active and self._state.activity is not Activity.ENDING:
-                await self._finish(reason, goodbye)
+                await self._finish(reason, last_words)
 
     @callback
     def _on_closed(self, reason: CloseReason, detail: str) -> None:
@@ -363,10 +372,13 @@ class VoiceSession:
         self._touch()
 
     def _on_response_created(self, _event: ResponseCreated) -> None:
+        self._quiet.clear()
         if self._state.activity is not Activity.ASSISTANT_SPEAKING:
             self._set_activity(Activity.THINKING)
 
-    def _on_audio_started(self, _event: OutputAudioStarted) -> None:
+    def _on_audio_started(self, event: OutputAudioStarted) -> None:
+        self._quiet.clear()
+        self._spoken_responses.add(event.response_id)
         if self._audio is not None:
             self._audio.assistant_speaking(speaking=True)
         self._set_activity(Activity.ASSISTANT_SPEAKING)
@@ -376,7 +388,8 @@ class VoiceSession:
             if isinstance(event, OutputAudioCleared):
                 self._audio.flush()
             self._audio.assistant_speaking(speaking=False)
-        self._goodbye_done.set()
+        if not self._connection_busy():
+            self._quiet.set()
         self._set_activity(Activity.LISTENING)
         self._touch()
 
@@ -390,9 +403,10 @@ class VoiceSession:
         )
         if event.status == "failed":
             LOGGER.warning("A response failed: %s", event.reason)
-        if self._state.activity is Activity.THINKING and not self._connection_busy():
-            self._set_activity(Activity.LISTENING)
-            self._goodbye_done.set()  # a response without audio ends here
+        if event.response_id not in self._spoken_responses and not self._connection_busy():
+            self._quiet.set()  # a response without audio (a tool call, a failure) ends here
+            if self._state.activity is Activity.THINKING:
+                self._set_activity(Activity.LISTENING)
 
     def _on_assistant_delta(self, event: AssistantTranscriptDelta) -> None:
         self._live_text += event.delta
@@ -457,7 +471,9 @@ class VoiceSession:
             return
         connection.send(outcome.output_event)
         if outcome.end_session:
-            self._end_soon(EndReason.GOODBYE, outcome.goodbye)
+            spoken = call.response_id in self._spoken_responses
+            goodbye = None if spoken else _goodbye_prompt(outcome.goodbye or "Goodbye!")
+            self._end_soon(EndReason.GOODBYE, goodbye)
         else:
             connection.create_response()
 
@@ -494,3 +510,13 @@ class VoiceSession:
         translated = translate_error(self.hass, err, on_auth_failed=self._on_auth_failed)
         self._update(last_error=str(err))
         return translated
+
+
+def _say_prompt(text: str) -> str:
+    """Return the instructions that make the assistant say text."""
+    return f"Say this to the user, in your own voice: {text}"
+
+
+def _goodbye_prompt(text: str) -> str:
+    """Return the instructions that make the assistant say goodbye."""
+    return f"Say goodbye to the user with these words: {text}"

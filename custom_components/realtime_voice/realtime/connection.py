@@ -49,6 +49,7 @@ from .events import (
     response_create,
     session_update,
 )
+from .jitter import play_audio_on_arrival
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class RealtimeConnection:
     async def _connect(self, session: SessionConfig, audio_track: MediaStreamTrack) -> None:
         """Offer, post, answer, then wait for ICE/DTLS and for the channel."""
         self._pc.addTrack(audio_track)
+        play_audio_on_arrival(self._pc)
         await self._pc.setLocalDescription(await self._pc.createOffer())
         answer = await self._post_offer(self._pc.localDescription.sdp, session)
         try:
