@@ -148,9 +148,12 @@ class VoiceSession:
             self._update(activity=Activity.CONNECTING, last_error=None)
             try:
                 await self._open(instructions)
-            except Exception as err:
+            except BaseException as err:
+                # Cancelled too (Home Assistant stopping): release what was opened, then go on.
                 await self._teardown(EndReason.ERROR, announce=False)
-                raise self._translate(err) from err
+                if isinstance(err, Exception):
+                    raise self._translate(err) from err
+                raise
             self._begin()
         if greet and (greeting := greeting or self.settings.greeting):
             self._say(greeting)
