@@ -7,9 +7,20 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # (CI's fresh clone included) reuses it; RV_ROOT moves it.
 RV_ROOT=${RV_ROOT:-/var/lib/realtime-voice/sid}
 RV_MIN_PYTHON="3.14.2"
-# Core components whose packages the tests and `hass` need (see scripts/core_requirements.py).
-RV_CORE_COMPONENTS="conversation"
+# Core components whose packages the tests and `hass` need (see scripts/core_requirements.py):
+# conversation for the tests; for a real `hass` (scripts/develop), the frontend and config panel
+# and the integrations Home Assistant always sets up (DEFAULT_INTEGRATIONS in
+# homeassistant/bootstrap.py) that have requirements of their own: camera (PyTurboJPEG), tts
+# (mutagen, ha-ffmpeg), assist_satellite (its pipeline's VAD and noise filter), infrared and
+# radio_frequency; and google_translate, the text-to-speech entry that onboarding adds (its other
+# additions, met and radio_browser, want the internet: without their packages they are skipped).
+# `hass --skip-pip` then starts without installing anything or failing a setup.
+RV_CORE_COMPONENTS="conversation frontend config camera tts assist_satellite infrared radio_frequency google_translate"
 RV_APT_PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox"
+# For the development server and its browser test (scripts/develop, tests/browser): Chromium and a
+# font for its text; the libraries and programs behind the packages above (libturbojpeg, ffmpeg);
+# g++, because pymicro-vad and pyspeex-noise have no wheels for Python 3.14 on PyPI.
+RV_DEV_PACKAGES="chromium fonts-dejavu-core libturbojpeg0 ffmpeg g++"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -56,11 +56,21 @@ async def simulator(socket_enabled: None) -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture
-def unplug() -> Iterator[Callable[[str], None]]:
-    """Unload a virtual device's PulseAudio module; load it again after the test."""
+def unplug() -> Iterator[Callable[[str], Callable[[], None]]]:
+    """Unload a virtual device's PulseAudio module; load it again after the test.
+
+    unplug(device) returns a function that plugs the device back in at once.
+    """
     unloaded: list[tuple[str, str]] = []
 
-    def unplug(device: str) -> None:
+    def plug(module: str, arguments: str) -> None:
+        if (module, arguments) in unloaded:
+            unloaded.remove((module, arguments))
+            subprocess.run(["pactl", "load-module", module, *shlex.split(arguments)], check=True)
+            subprocess.run(["pactl", "set-default-sink", SPEAKER], check=True)
+            subprocess.run(["pactl", "set-default-source", MIC], check=True)
+
+    def unplug(device: str) -> Callable[[], None]:
         modules = subprocess.run(
             ["pactl", "list", "short", "modules"], check=True, capture_output=True, text=True
         ).stdout
@@ -69,11 +79,9 @@ def unplug() -> Iterator[Callable[[str], None]]:
             if f"_name={device} " in f"{arguments} ":
                 subprocess.run(["pactl", "unload-module", index], check=True)
                 unloaded.append((module, arguments))
-                return
+                return lambda: plug(module, arguments)
         pytest.fail(f"no module provides {device}")
 
     yield unplug
-    for module, arguments in unloaded:
-        subprocess.run(["pactl", "load-module", module, *shlex.split(arguments)], check=True)
-    subprocess.run(["pactl", "set-default-sink", SPEAKER], check=True)
-    subprocess.run(["pactl", "set-default-source", MIC], check=True)
+    for module, arguments in list(unloaded):
+        plug(module, arguments)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+import os
 from pathlib import Path
+import threading
 from typing import Any
 
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import Event, HomeAssistant, State, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
 
-from .virtual_audio import MIC_FEED
+from custom_components.realtime_voice.const import DOMAIN
+
+from .simulator import Simulator
+from .virtual_audio import MIC_FEED, open_streams
 
 STATE = "sensor.realtime_voice_state"
 USER_TRANSCRIPT = "sensor.realtime_voice_last_user_transcript"
@@ -22,6 +30,10 @@ TOKENS = "sensor.realtime_voice_conversation_tokens"
 COST = "sensor.realtime_voice_estimated_cost"
 START_BUTTON = "button.realtime_voice_start_conversation"
 END_BUTTON = "button.realtime_voice_end_conversation"
+
+KITCHEN = "light.kitchen_light"
+GARAGE = "light.garage_light"
+FRONT_DOOR = "lock.front_door"
 
 
 class StateHistory:
@@ -84,3 +96,105 @@ async def speak_into_mic(wav: Path) -> None:
     """Play a WAV into the virtual microphone without blocking the loop."""
     process = await asyncio.create_subprocess_exec("paplay", f"--device={MIC_FEED}", str(wav))
     assert await process.wait() == 0
+
+
+async def build_home(hass: HomeAssistant) -> None:
+    """Build a small home of real template entities backed by input_booleans.
+
+    The kitchen light and the front door are exposed to Assist; the garage light is not.
+    """
+    assert await async_setup_component(
+        hass,
+        "input_boolean",
+        {"input_boolean": {"kitchen": {}, "garage": {}, "door_locked": {"initial": True}}},
+    )
+
+    def action(service: str, flag: str) -> dict[str, Any]:
+        return {"action": service, "target": {"entity_id": f"input_boolean.{flag}"}}
+
+    def light(name: str, flag: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "state": f"{{{{ is_state('input_boolean.{flag}', 'on') }}}}",
+            "turn_on": action("input_boolean.turn_on", flag),
+            "turn_off": action("input_boolean.turn_off", flag),
+        }
+
+    door = {
+        "name": "Front door",
+        "state": "{{ is_state('input_boolean.door_locked', 'on') }}",
+        "lock": action("input_boolean.turn_on", "door_locked"),
+        "unlock": action("input_boolean.turn_off", "door_locked"),
+    }
+    lights = [light("Kitchen light", "kitchen"), light("Garage light", "garage")]
+    assert await async_setup_component(
+        hass, "template", {"template": [{"light": lights, "lock": [door]}]}
+    )
+    await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", KITCHEN, should_expose=True)
+    async_expose_entity(hass, "conversation", FRONT_DOOR, should_expose=True)
+    async_expose_entity(hass, "conversation", GARAGE, should_expose=False)
+
+
+def open_udp_sockets() -> list[int]:
+    """Return the inodes of the UDP sockets this process holds (WebRTC's ICE transports)."""
+    udp: set[str] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table, encoding="ascii") as lines:
+            udp.update(line.split()[9] for line in list(lines)[1:])
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        if target.startswith("socket:[") and target[8:-1] in udp:
+            held.append(int(target[8:-1]))
+    return held
+
+
+def realtime_tasks() -> list[str]:
+    """Return the names of the integration's and the Realtime client's tasks still running."""
+    current = asyncio.current_task()
+    return [
+        task.get_name()
+        for task in asyncio.all_tasks()
+        if task is not current and task.get_name().startswith(("realtime_voice", "realtime "))
+    ]
+
+
+def device_threads() -> list[str]:
+    """Return the audio device threads still alive."""
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith(DOMAIN)]
+
+
+async def assert_recovered(
+    hass: HomeAssistant,
+    simulator: Simulator,
+    *,
+    issues: Iterable[str] = (),
+    timeout: float = 10.0,
+) -> None:
+    """Assert that the box is idle again with nothing left open.
+
+    Idle entities, no PulseAudio stream, no device thread, no task of the integration or the
+    client, no ICE socket, and exactly the repair issues expected. Waits (bounded) for the
+    asynchronous parts of a teardown to settle first. The simulator's peers are closed first
+    (OpenAI's side is not ours to check), so every UDP socket left would be the client's.
+    """
+    await asyncio.gather(*(call.close() for call in simulator.calls))
+    async with asyncio.timeout(timeout):
+        while (
+            hass.states.get(STATE).state != "idle"
+            or realtime_tasks()
+            or device_threads()
+            or open_udp_sockets()
+        ):
+            await asyncio.sleep(0.05)
+    await hass.async_block_till_done()
+    assert hass.states.get(STATE).state == "idle"
+    assert hass.states.get(SESSION_ACTIVE).state == "off"
+    assert hass.states.get(ASSISTANT_SPEAKING).state == "off"
+    assert open_streams() == []
+    raised = {issue_id for domain, issue_id in ir.async_get(hass).issues if domain == DOMAIN}
+    assert raised == set(issues)

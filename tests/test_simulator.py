@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 import time
 from typing import Any
 
 import aiohttp
+from aiortc import RTCSessionDescription
+from aiortc.exceptions import OperationError
 import pytest
 
 from .plain_client import PlainClient
@@ -552,3 +555,61 @@ async def test_frozen_peer_goes_silent(simulator: Simulator, client: PlainClient
     # The jitter buffer may still hand out a few frames; then nothing arrives at all.
     assert not [at for at, _ in client.audio_frames if at > frozen_at + 0.3]
     assert client.pc.connectionState == "connected"
+
+
+@pytest.mark.parametrize(
+    ("bad_answer", "shows"),
+    [("garbled", r"m=audio\Z"), ("no_common_codec", r"m=audio \d+ \S+ 96\r\n.*speex/48000")],
+)
+async def test_bad_answer(
+    simulator: Simulator, client: PlainClient, bad_answer: str, shows: str
+) -> None:
+    simulator.faults.bad_answer = bad_answer  # type: ignore[assignment]
+    answer = await client.post_offer(simulator.base_url, simulator.api_key, session=SESSION)
+    assert answer.status == 201
+    assert answer.text.startswith("v=0")
+    assert re.search(shows, answer.text, re.DOTALL)
+    assert "opus" not in answer.text
+    # aiortc refuses both, each in its own way (a failed assert while parsing, or no codec).
+    with pytest.raises((AssertionError, OperationError)):
+        await client.pc.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+
+
+async def test_unopened_data_channel(simulator: Simulator, client: PlainClient) -> None:
+    simulator.faults.unopened_data_channel = True
+    await client.connect(simulator.base_url, simulator.api_key, session=SESSION, wait_open=False)
+    async with asyncio.timeout(5):
+        while client.pc.connectionState != "connected":
+            await asyncio.sleep(0.02)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1):
+            await client.opened.wait()
+    assert client.channel.readyState == "connecting"
+
+
+async def test_refused_client_events(simulator: Simulator, client: PlainClient) -> None:
+    simulator.faults.refused_client_events = frozenset({"response.create"})
+    call = await _connect(simulator, client)
+    client.send({"type": "response.create", "event_id": "evt_refused"})
+    error = (await client.wait_for_event("error"))["error"]
+    assert (error["type"], error["code"], error["event_id"]) == (
+        "server_error",
+        "server_error",
+        "evt_refused",
+    )
+    assert "response.created" not in client.types()
+    client.send({"type": "session.update", "session": {"type": "realtime"}})
+    await client.wait_for_event("session.updated")
+    assert not call.invalid_client_events
+
+
+async def test_duplicate_events(simulator: Simulator, client: PlainClient) -> None:
+    simulator.faults.duplicate_events = True
+    call = await _connect(simulator, client)
+    client.send({"type": "response.create"})
+    await client.wait_for_event("response.done", index=1)
+    sent = [event["event_id"] for _, event in call.server_events]
+    received = [event["event_id"] for _, event in client.events]
+    # One channel, reliable and ordered: each event twice in a row, in the order sent.
+    assert received == [event_id for event_id in sent for _ in range(2)][: len(received)]
+    assert [e for _, e in call.server_events].count(await client.wait_for_event("response.done")) == 1

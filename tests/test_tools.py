@@ -30,51 +30,11 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 
-from .integration import EventLog
+from .integration import FRONT_DOOR, GARAGE, KITCHEN, EventLog, build_home
 from .simulator import CallFunction, Reply, SimulatedCall, Simulator
 from .virtual_audio import MIC, SPEAKER
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
-
-KITCHEN = "light.kitchen_light"
-GARAGE = "light.garage_light"
-FRONT_DOOR = "lock.front_door"
-
-
-async def _home(hass: HomeAssistant) -> None:
-    """Build a small home of real template entities backed by input_booleans."""
-    assert await async_setup_component(
-        hass,
-        "input_boolean",
-        {"input_boolean": {"kitchen": {}, "garage": {}, "door_locked": {"initial": True}}},
-    )
-
-    def action(service: str, flag: str) -> dict[str, Any]:
-        return {"action": service, "target": {"entity_id": f"input_boolean.{flag}"}}
-
-    def light(name: str, flag: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "state": f"{{{{ is_state('input_boolean.{flag}', 'on') }}}}",
-            "turn_on": action("input_boolean.turn_on", flag),
-            "turn_off": action("input_boolean.turn_off", flag),
-        }
-
-    door = {
-        "name": "Front door",
-        "state": "{{ is_state('input_boolean.door_locked', 'on') }}",
-        "lock": action("input_boolean.turn_on", "door_locked"),
-        "unlock": action("input_boolean.turn_off", "door_locked"),
-    }
-    lights = [light("Kitchen light", "kitchen"), light("Garage light", "garage")]
-    assert await async_setup_component(
-        hass, "template", {"template": [{"light": lights, "lock": [door]}]}
-    )
-    await hass.async_block_till_done()
-    async_expose_entity(hass, "conversation", KITCHEN, should_expose=True)
-    async_expose_entity(hass, "conversation", FRONT_DOOR, should_expose=True)
-    async_expose_entity(hass, "conversation", GARAGE, should_expose=False)
-
 
 @pytest.fixture
 async def options() -> dict[str, Any]:
@@ -87,7 +47,7 @@ async def box(
     hass: HomeAssistant, simulator: Simulator, options: dict[str, Any]
 ) -> AsyncIterator[MockConfigEntry]:
     """Set up a home and a box that may control it through the Assist API."""
-    await _home(hass)
+    await build_home(hass)
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Realtime Voice",

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import os
 from pathlib import Path
 import subprocess
+import time
 from typing import TYPE_CHECKING
 import wave
 
@@ -24,6 +25,8 @@ MIC = "mic"
 MIC_FEED = "mic_feed"
 SPEAKER = "speaker"
 SPEAKER_MONITOR = "speaker.monitor"
+KEEPALIVE_CLIENT = "realtime-voice-keepalive"
+"""The client name of busy_devices()' streams, which open_streams() leaves out."""
 
 
 def require_virtual_audio() -> None:
@@ -100,18 +103,64 @@ def dominant_hz(samples: np.ndarray, rate: int = RATE) -> float:
     return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
 
 
+@contextmanager
+def busy_devices() -> Iterator[None]:
+    """Keep the virtual sinks running at a low latency for the block, as a sound card does.
+
+    An idle null sink sleeps up to 2 s at a time, so a stream opened on it blocks its first read
+    or write (and its close) about that long. Silence played into `speaker` and `mic_feed` at
+    20 ms keeps both awake; open_streams() does not count these streams.
+    """
+    players = [
+        subprocess.Popen(
+            [
+                "pacat",
+                "--playback",
+                f"--client-name={KEEPALIVE_CLIENT}",
+                "--latency-msec=20",
+                f"--device={device}",
+                "/dev/zero",
+            ]
+        )
+        for device in (SPEAKER, MIC_FEED)
+    ]
+    try:
+        deadline = time.monotonic() + 5
+        while len(_keepalive_clients()) < len(players) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield
+    finally:
+        for player in players:
+            player.terminate()
+            player.wait(timeout=5)
+
+
+def _keepalive_clients() -> set[str]:
+    """Return the PulseAudio client indexes of busy_devices()' players."""
+    listing = subprocess.run(
+        ["pactl", "list", "clients"], capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        block.split("\n", 1)[0].strip()
+        for block in listing.split("Client #")[1:]
+        if f'application.name = "{KEEPALIVE_CLIENT}"' in block
+    }
+
+
 def open_streams() -> list[str]:
     """Return the recording and playback streams clients have open on the PulseAudio server.
 
-    The virtual `mic` has a stream of its own on `mic_feed.monitor`, owned by no client.
+    The virtual `mic` has a stream of its own on `mic_feed.monitor`, owned by no client; the
+    players of busy_devices() are left out too.
     """
     streams: list[str] = []
+    ignored = {"-", *_keepalive_clients()}
     for kind in ("source-outputs", "sink-inputs"):
         listing = subprocess.run(
             ["pactl", "list", "short", kind], capture_output=True, text=True, check=True
         )
         for line in listing.stdout.splitlines():
             fields = line.split("\t")
-            if len(fields) > 2 and fields[2] != "-":
+            if len(fields) > 2 and fields[2] not in ignored:
                 streams.append(f"{kind}: {line}")
     return streams

@@ -102,6 +102,7 @@ class VoiceSession:
         self._spoken_responses: set[str] = set()
         self._end_task: asyncio.Task[None] | None = None
         self._live_text = ""
+        self._finished_item = ""
         self._started = 0.0
 
     # --- State for entities ------------------------------------------------------------------
@@ -276,9 +277,7 @@ class VoiceSession:
 
     async def _teardown(self, reason: EndReason, *, announce: bool = True) -> None:
         """Release the call and the audio devices; every conversation ends here."""
-        for cancel in self._timers.values():
-            cancel()
-        self._timers.clear()
+        self._cancel_timers()
         connection, self._connection = self._connection, None
         audio, self._audio = self._audio, None
         try:
@@ -289,6 +288,9 @@ class VoiceSession:
                 await audio.async_close()
             self._ledger.async_save()
             self._update(activity=Activity.IDLE)
+            # Events that arrived while closing may have armed timers again.
+            self._cancel_timers()
+            self._live_text = ""  # a reply cut off by the end must not prefix the next one
             if announce:
                 self._fire(
                     EVENT_SESSION_ENDED,
@@ -332,6 +334,11 @@ class VoiceSession:
         return self._audio.diagnostics() if self._audio is not None else {}
 
     # --- Timers ------------------------------------------------------------------------------
+
+    def _cancel_timers(self) -> None:
+        for cancel in self._timers.values():
+            cancel()
+        self._timers.clear()
 
     def _arm(self, name: str, seconds: float, reason: EndReason) -> None:
         """(Re)start a timer that ends the conversation."""
@@ -412,6 +419,8 @@ class VoiceSession:
                 self._set_activity(Activity.LISTENING)
 
     def _on_assistant_delta(self, event: AssistantTranscriptDelta) -> None:
+        if event.item_id == self._finished_item:
+            return  # a late delta must not replace the final text
         self._live_text += event.delta
         if "live_text" not in self._timers:
             self._timers["live_text"] = async_call_later(
@@ -427,6 +436,7 @@ class VoiceSession:
             )
 
     def _on_assistant_done(self, event: AssistantTranscriptDone) -> None:
+        self._finished_item = event.item_id
         self._live_text = ""
         if cancel := self._timers.pop("live_text", None):
             cancel()

@@ -29,6 +29,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcsctptransport import WEBRTC_DCEP, RTCSctpTransport
 
 from .events import (
     ClientEventProblem,
@@ -233,7 +234,11 @@ class SimulatedCall:
         await self._pc.setLocalDescription(await self._pc.createAnswer())
         # aiortc connects in a task it keeps no handle of; close() waits for it to end.
         self._peer_tasks = asyncio.all_tasks() - before
+        if self.faults.unopened_data_channel and self._pc.sctp is not None:
+            _ignore_channel_opens(self._pc.sctp)
         sdp: str = self._pc.localDescription.sdp
+        if self.faults.bad_answer is not None:
+            return _BAD_ANSWERS[self.faults.bad_answer](sdp)
         return _unreachable(sdp) if self.faults.unreachable_answer else sdp
 
     def _on_connection_state(self) -> None:
@@ -272,7 +277,10 @@ class SimulatedCall:
         if not self._channel_open():
             return
         self.server_events.append((time.monotonic(), event))
-        self._channel.send(json.dumps(event))
+        text = json.dumps(event)
+        self._channel.send(text)
+        if self.faults.duplicate_events:
+            self._channel.send(text)
         self._notify()
 
     def _channel_open(self) -> bool:
@@ -319,6 +327,14 @@ class SimulatedCall:
             self._error(problem.code, problem.message, param=problem.param, event_id=event_id)
             return
         assert isinstance(event, dict)
+        if event["type"] in self.faults.refused_client_events:
+            self._error(
+                "server_error",
+                f"The server had an error while processing your {event['type']}.",
+                event_id=event_id,
+                kind="server_error",
+            )
+            return
         handler = self._handlers().get(event["type"])
         if handler is not None:
             handler(event)
@@ -833,6 +849,36 @@ def _split(text: str, pieces: int) -> list[str]:
     size = max(1, -(-len(text) // pieces))
     chunks = [text[start : start + size] for start in range(0, len(text), size)]
     return chunks + [""] * (pieces - len(chunks))
+
+
+def _ignore_channel_opens(sctp: RTCSctpTransport) -> None:
+    """Make the peer's SCTP transport drop channel-open requests: no channel ever opens."""
+    # The fault lives below aiortc's API: DCEP is handled inside the SCTP transport.
+    receive = sctp._data_channel_receive
+
+    async def receive_all_but_opens(stream_id: int, pp_id: int, data: bytes) -> None:
+        if pp_id != WEBRTC_DCEP:
+            await receive(stream_id, pp_id, data)
+
+    sctp._data_channel_receive = receive_all_but_opens
+
+
+def _garbled(sdp: str) -> str:
+    """Cut an answer off in its audio section, as a broken proxy would."""
+    return sdp[: sdp.index("m=audio") + len("m=audio")]
+
+
+def _no_common_codec(sdp: str) -> str:
+    """Rewrite an answer so its audio offers only Speex, which no WebRTC client has."""
+    sdp = re.sub(r"(m=audio \d+ \S+)( \d+)+", r"\1 96", sdp)
+    sdp = re.sub(r"a=(rtpmap|fmtp|rtcp-fb):\d+ [^\r]*\r\n", "", sdp)
+    return sdp.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=rtpmap:96 speex/48000\r\n", 1)
+
+
+_BAD_ANSWERS: Final[dict[str, Callable[[str], str]]] = {
+    "garbled": _garbled,
+    "no_common_codec": _no_common_codec,
+}
 
 
 def _unreachable(sdp: str) -> str:

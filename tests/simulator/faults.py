@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(slots=True)
@@ -25,3 +26,11 @@ class Faults:
     """After this long the session ends: `error` `session_expired`, then the peer closes."""
     drop_during_response: bool = False
     """Close the answering peer abruptly as soon as reply audio has started playing."""
+    bad_answer: Literal["garbled", "no_common_codec"] | None = None
+    """The SDP answer is cut off in its audio section, or offers only a codec no client has."""
+    unopened_data_channel: bool = False
+    """The peer connects but never acknowledges the client's data channel: it never opens."""
+    refused_client_events: frozenset[str] = frozenset()
+    """Client events of these types are answered with a `server_error` and not acted upon."""
+    duplicate_events: bool = False
+    """Every server event goes out twice, with the same event_id, like a retransmitting relay."""

@@ -47,9 +47,17 @@ MIC_STALL_GRACE_SECONDS: Final = 0.04
 """How late a device block may be before the track sends silence in its place."""
 SPEAKER_BUFFER_SECONDS: Final = 0.2
 """Audio the speaker sink holds ahead of the device at most; the oldest goes first."""
-SPEAKER_TARGET_SECONDS: Final = 0.04
+SPEAKER_TARGET_SECONDS: Final = 0.02
 """Backlog above this is trimmed by skipping silent frames: the remote sends silence between
-turns, so a backlog left by a device that started late or a burst goes away without a sound."""
+turns, so a backlog left by a device that started late or a burst goes away without a sound.
+
+The backlog settles at this level, so it is latency the speaker always has; it is also the
+network jitter absorbed without a gap once the remote has been silent (a late frame leaves a
+20 ms gap and raises the backlog until the next silence). One frame: scripts/bench measured
+40 ms of the 80 ms from decoded to heard here with 0.04."""
+STALE_AUDIO_SECONDS: Final = 0.1
+"""After flush(), audible frames still arriving are dropped until the remote's silence comes, for
+at most this long: they were on their way before the server cleared its audio (barge-in)."""
 AUDIBLE_PEAK: Final = 256
 """A block whose peak reaches this (-42 dBFS) counts as audible output."""
 PLAYOUT_HANGOVER_SECONDS: Final = 0.15
@@ -92,6 +100,8 @@ class SpeakerStats:
     """Silence not queued to catch up with a backlog, in milliseconds."""
     flushes: int
     """Times flush() emptied the buffer."""
+    stale_ms: float = 0.0
+    """Audio dropped after a flush because it was sent before it, in milliseconds."""
 
 
 def _call_soon[*Ts](
@@ -343,12 +353,13 @@ class SpeakerSink(_ClosedOnExit):
         self._ring = PcmRing(0)
         self._failed = asyncio.Event()
         self._playing = False
+        self._stale_until = 0.0
         # Written by the device thread only.
         self._fed = False
         self._audible_at = 0.0
         self._thread_playing = False
         self._frames = self._underruns = self._dropped_bytes = self._flushes = 0
-        self._pulled_bytes = self._skipped_bytes = 0
+        self._pulled_bytes = self._skipped_bytes = self._stale_bytes = 0
 
     @classmethod
     async def open(
@@ -382,6 +393,7 @@ class SpeakerSink(_ClosedOnExit):
             self._dropped_bytes / rate,
             self._skipped_bytes / rate,
             self._flushes,
+            self._stale_bytes / rate,
         )
 
     def add_playout_listener(self, listener: PlayoutListener) -> Callable[[], None]:
@@ -417,8 +429,13 @@ class SpeakerSink(_ClosedOnExit):
             return None
 
     def flush(self) -> None:
-        """Drop everything queued for the speaker, in the sink and in the device: silence now."""
+        """Drop everything queued for the speaker, in the sink and in the device: silence now.
+
+        Audio already on its way (in the network, the receiver, the decoder) is dropped as it
+        arrives, until the remote's silence or for at most STALE_AUDIO_SECONDS.
+        """
         self._ring.clear()
+        self._stale_until = time.monotonic() + STALE_AUDIO_SECONDS
         self._flushes += 1
         if self._stream is not None:
             self._stream.flush()
@@ -450,10 +467,20 @@ class SpeakerSink(_ClosedOnExit):
         for frame in frames:
             self._frames += 1
             samples = frame.to_ndarray()
+            if self._stale_until and self._drop_stale(samples):
+                continue
             if len(self._ring) > target and _peak(samples) < AUDIBLE_PEAK:
                 self._skipped_bytes += samples.nbytes
                 continue
             self._dropped_bytes += self._ring.write(samples.tobytes())
+
+    def _drop_stale(self, samples: np.ndarray) -> bool:
+        """Return whether a frame after a flush is stale; silence or time ends the dropping."""
+        if _peak(samples) < AUDIBLE_PEAK or time.monotonic() >= self._stale_until:
+            self._stale_until = 0.0
+            return False
+        self._stale_bytes += samples.nbytes
+        return True
 
     def _pull(self, sample_frames: int) -> bytes:
         """Give the device its next block (device thread): queued audio, or silence."""

@@ -26,6 +26,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import OperationError
 
 from .errors import (
     AuthenticationError,
@@ -55,6 +56,7 @@ _LOGGER = logging.getLogger(__name__)
 
 CHANNEL_LABEL: Final = "oai-events"
 _SENT_EVENTS_REMEMBERED: Final = 256
+_RECEIVED_EVENTS_REMEMBERED: Final = 256
 _HANGUP_TIMEOUT: Final = 2.0
 _WATCHDOG_INTERVAL: Final = 1.0
 
@@ -120,6 +122,7 @@ class RealtimeConnection:
         self._close_task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._sent: OrderedDict[str, str] = OrderedDict()
+        self._received: OrderedDict[str, None] = OrderedDict()
         self._session_updates: dict[str, asyncio.Future[JsonObject]] = {}
         self._response_active = False
         self._queued_responses: deque[JsonObject] = deque()
@@ -232,7 +235,8 @@ class RealtimeConnection:
         answer = await self._post_offer(self._pc.localDescription.sdp, session)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        except ValueError as err:
+        except (ValueError, AssertionError, OperationError) as err:
+            # aiortc's SDP parser asserts on malformed lines; no common codec is OperationError.
             raise ProtocolError(f"the server's SDP answer is invalid: {err}") from err
         await self._wait(self._connected, self._timeouts.connect, "the WebRTC peer to connect")
         await self._wait(self._channel_open, self._timeouts.channel, "the event channel to open")
@@ -325,6 +329,9 @@ class RealtimeConnection:
             return
         event = parse_server_event(data)
         _LOGGER.debug("Received %s", data.get("type"))
+        if self._repeated(event.event_id):
+            _LOGGER.debug("Dropped a repeated Realtime event %s", event.event_id)
+            return
         if not self._track(event):
             return
         try:
@@ -332,16 +339,24 @@ class RealtimeConnection:
         except Exception:
             _LOGGER.exception("Error handling Realtime event %s", data.get("type"))
 
+    def _repeated(self, event_id: str) -> bool:
+        """Remember a recent event id; return whether it came before (a relay may repeat)."""
+        if not event_id:
+            return False
+        if event_id in self._received:
+            return True
+        self._received[event_id] = None
+        while len(self._received) > _RECEIVED_EVENTS_REMEMBERED:
+            self._received.popitem(last=False)
+        return False
+
     def _track(self, event: ServerEvent) -> bool:
         """Keep the bookkeeping current; return False to keep the event from the owner."""
         match event:
             case ResponseCreated():
                 self._response_active = True
             case ResponseDone():
-                self._response_active = False
-                if self._queued_responses and not self._closing:
-                    self._response_active = True
-                    self.send(self._queued_responses.popleft())
+                self._next_response()
             case SessionUpdated():
                 for future in self._session_updates.values():
                     if not future.done():
@@ -364,13 +379,20 @@ class RealtimeConnection:
             _LOGGER.debug("response.create deferred: a response is already active")
             return False
         if sent_type == "response.create":
-            self._response_active = False
+            self._next_response()  # the refused one is over: the queued ones must not wait
         future = self._session_updates.get(event.client_event_id or "")
         if future is not None and not future.done():
             future.set_exception(ProtocolError(event.message, code=event.code))
         if event.code == "session_expired":
             self._close_soon(CloseReason.SESSION_EXPIRED, event.message)
         return True
+
+    def _next_response(self) -> None:
+        """The active response is over: send the first queued response.create, if any."""
+        self._response_active = False
+        if self._queued_responses and not self._closing:
+            self._response_active = True
+            self.send(self._queued_responses.popleft())
 
     # --- Ending ----------------------------------------------------------------------------
 

@@ -34,19 +34,26 @@ _RECEIVER_ATTRIBUTE: Final = "_RTCRtpReceiver__jitter_buffer"
 """Where aiortc 1.16's RTCRtpReceiver keeps its jitter buffer (a private attribute)."""
 
 
-class ArrivalJitterBuffer(JitterBuffer):  # type: ignore[misc]  # aiortc is untyped
+class ArrivalJitterBuffer(JitterBuffer):
     """aiortc's jitter buffer for audio, releasing each packet as soon as it is next in order."""
 
     def __init__(self) -> None:
         super().__init__(capacity=CAPACITY)
 
+    @property
+    def _next(self) -> int:
+        """Return the sequence number due next (add() has set it before it asks for a frame)."""
+        origin: int = self._origin  # type: ignore[assignment]
+        return origin
+
     @override
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         """Return the next packet in order, if it is there; skip a hole that is too old."""
-        if uint16_add(sequence_number, -self._origin) >= LOSS_PACKETS:
-            while self._packets[self._origin % self._capacity] is None:
+        packets: list[Any] = self._packets
+        if uint16_add(sequence_number, -self._next) >= LOSS_PACKETS:
+            while packets[self._next % self._capacity] is None:
                 self.remove(1)
-        packet: Any = self._packets[self._origin % self._capacity]
+        packet = packets[self._next % self._capacity]
         if packet is None:
             return None
         self.remove(1)

@@ -1,0 +1,1 @@
+"""Browser tests: Chromium driving the real Home Assistant that scripts/develop starts."""

@@ -1,0 +1,53 @@
+"""scripts/develop as a newcomer runs it: onboarded, the integration set up, a conversation.
+
+No browser here (tests/browser/test_dashboard.py has one): the REST API, as the development user
+that scripts/develop documents, presses the start button and reads the entities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+import time
+
+import pytest
+
+from scripts.develop_onboard import HomeAssistant
+from tests.simulator.script import DEFAULT_REPLY, DEFAULT_USER_TRANSCRIPT
+from tests.virtual_audio import play_into_mic, speech_wav
+
+from .conftest import DevServer
+
+
+def _until(condition: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(180)
+def test_develop_starts_with_the_integration_set_up(dev_server: DevServer, tmp_path: Path) -> None:
+    home_assistant = HomeAssistant(dev_server.url)
+    home_assistant.log_in()  # as dev / dev-password, which scripts/develop prints
+
+    def state(entity_id: str) -> str:
+        answer: dict[str, str] = home_assistant.request("GET", f"/api/states/{entity_id}")
+        return answer["state"]
+
+    entries = home_assistant.request(
+        "GET", "/api/config/config_entries/entry?domain=realtime_voice"
+    )
+    assert [entry["state"] for entry in entries] == ["loaded"]
+    assert state("sensor.realtime_voice_state") == "idle"
+
+    home_assistant.request(
+        "POST",
+        "/api/services/button/press",
+        {"entity_id": "button.realtime_voice_start_conversation"},
+    )
+    _until(lambda: state("sensor.realtime_voice_state") == "listening")
+    play_into_mic(speech_wav(tmp_path / "hello.wav", "Hello, can you help me?"))
+    _until(lambda: state("sensor.realtime_voice_last_user_transcript") == DEFAULT_USER_TRANSCRIPT)
+    _until(lambda: state("sensor.realtime_voice_last_assistant_transcript") == DEFAULT_REPLY.text)

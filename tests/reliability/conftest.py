@@ -1,0 +1,86 @@
+"""The box every reliability test drives: a real Home Assistant, the simulator, PulseAudio."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.realtime_voice.const import (
+    CONF_AUDIO_BACKEND,
+    CONF_BASE_URL,
+    CONF_IDLE_TIMEOUT,
+    CONF_INPUT_DEVICE,
+    CONF_MAX_DURATION,
+    CONF_MAX_TOOL_CALLS,
+    CONF_OUTPUT_DEVICE,
+    CONF_TOOL_TIMEOUT,
+    DOMAIN,
+)
+
+from tests.integration import build_home
+from tests.simulator import Simulator
+from tests.virtual_audio import MIC, SPEAKER, busy_devices
+from .common import API_KEY
+
+pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
+
+
+@pytest.fixture
+def options() -> dict[str, Any]:
+    """Options of the box; a test overrides this fixture to change them."""
+    return {
+        CONF_LLM_HASS_API: ["assist"],
+        CONF_IDLE_TIMEOUT: 60,
+        CONF_MAX_DURATION: 10,
+        CONF_TOOL_TIMEOUT: 1,
+        CONF_MAX_TOOL_CALLS: 3,
+    }
+
+
+@pytest.fixture
+async def box(
+    hass: HomeAssistant,
+    simulator: Simulator,
+    options: dict[str, Any],
+    loopback_ice: None,
+    virtual_audio: None,
+) -> AsyncIterator[MockConfigEntry]:
+    """Set up a small home and a box on the virtual devices, pointed at the simulator.
+
+    The virtual sinks are kept busy (see busy_devices) so that opening and closing the devices
+    takes as long as on a sound card, not the 2 s an idle null sink makes it.
+    """
+    with busy_devices():
+        async for entry in _box(hass, simulator, options):
+            yield entry
+
+
+async def _box(
+    hass: HomeAssistant, simulator: Simulator, options: dict[str, Any]
+) -> AsyncIterator[MockConfigEntry]:
+    simulator.api_key = API_KEY
+    await build_home(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Realtime Voice",
+        data={
+            CONF_API_KEY: API_KEY,
+            CONF_BASE_URL: simulator.base_url,
+            CONF_AUDIO_BACKEND: "pulse",
+            CONF_INPUT_DEVICE: MIC,
+            CONF_OUTPUT_DEVICE: SPEAKER,
+        },
+        options=options,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)

@@ -1,0 +1,63 @@
+"""The receive jitter buffer: each Opus packet is decoded as soon as it is next in order."""
+
+from __future__ import annotations
+
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.rtp import RtpPacket
+import pytest
+
+from custom_components.realtime_voice.realtime.jitter import (
+    LOSS_PACKETS,
+    ArrivalJitterBuffer,
+    play_audio_on_arrival,
+)
+from tests.audio_helpers import ScriptedTrack
+
+
+def _packet(sequence: int) -> RtpPacket:
+    packet = RtpPacket(payload_type=96, sequence_number=sequence % 65536, timestamp=960 * sequence)
+    packet._data = bytes([sequence % 256])  # what the receiver sets after depayloading
+    return packet
+
+
+def _released(buffer: ArrivalJitterBuffer, sequence: int) -> int | None:
+    _pli, frame = buffer.add(_packet(sequence))
+    return None if frame is None else frame.timestamp // 960
+
+
+def test_packets_in_order_leave_at_once() -> None:
+    buffer = ArrivalJitterBuffer()
+    assert [_released(buffer, n) for n in range(5)] == [0, 1, 2, 3, 4]
+
+
+def test_a_reordered_packet_is_waited_for() -> None:
+    buffer = ArrivalJitterBuffer()
+    assert _released(buffer, 0) == 0
+    assert _released(buffer, 2) is None
+    assert _released(buffer, 1) == 1
+    assert _released(buffer, 3) == 2  # one packet stays queued after a reorder, as in aiortc
+
+
+def test_a_lost_packet_is_skipped_after_loss_packets() -> None:
+    buffer = ArrivalJitterBuffer()
+    assert _released(buffer, 0) == 0
+    released = [_released(buffer, n) for n in range(2, 2 + LOSS_PACKETS)]
+    assert released[:-1] == [None] * (LOSS_PACKETS - 1)
+    assert released[-1] == 2
+
+
+def test_sequence_numbers_wrap() -> None:
+    buffer = ArrivalJitterBuffer()
+    assert [_released(buffer, n) for n in range(65534, 65538)] == [65534, 65535, 65536, 65537]
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_installed_on_the_audio_receiver() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTrack(ScriptedTrack())
+        play_audio_on_arrival(pc)
+        receiver = pc.getTransceivers()[0].receiver
+        assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, ArrivalJitterBuffer)
+    finally:
+        await pc.close()
