@@ -83,5 +83,5 @@ def unplug() -> Iterator[Callable[[str], Callable[[], None]]]:
         pytest.fail(f"no module provides {device}")
 
     yield unplug
-    for module, arguments in list(unloaded):
+    for module, arguments in unloaded:
         plug(module, arguments)

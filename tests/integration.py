@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-import os
 from pathlib import Path
 import threading
 from typing import Any
@@ -140,12 +139,12 @@ def open_udp_sockets() -> list[int]:
     """Return the inodes of the UDP sockets this process holds (WebRTC's ICE transports)."""
     udp: set[str] = set()
     for table in ("/proc/net/udp", "/proc/net/udp6"):
-        with open(table, encoding="ascii") as lines:
-            udp.update(line.split()[9] for line in list(lines)[1:])
+        lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        udp.update(line.split()[9] for line in lines)
     held = []
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in Path("/proc/self/fd").iterdir():
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = str(fd.readlink())
         except FileNotFoundError:
             continue  # closed meanwhile (the listing's own descriptor)
         if target.startswith("socket:[") and target[8:-1] in udp:
@@ -184,7 +183,7 @@ async def assert_recovered(
     """
     await asyncio.gather(*(call.close() for call in simulator.calls))
     async with asyncio.timeout(timeout):
-        while (
+        while (  # noqa: ASYNC110 - a teardown's parts leave no single event to wait on
             hass.states.get(STATE).state != "idle"
             or realtime_tasks()
             or device_threads()

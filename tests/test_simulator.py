@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
+import re
 import time
 from typing import Any
 
@@ -578,9 +578,15 @@ async def test_bad_answer(
 async def test_unopened_data_channel(simulator: Simulator, client: PlainClient) -> None:
     simulator.faults.unopened_data_channel = True
     await client.connect(simulator.base_url, simulator.api_key, session=SESSION, wait_open=False)
+    connected = asyncio.Event()
+
+    @client.pc.on("connectionstatechange")
+    def on_state() -> None:
+        if client.pc.connectionState == "connected":
+            connected.set()
+
     async with asyncio.timeout(5):
-        while client.pc.connectionState != "connected":
-            await asyncio.sleep(0.02)
+        await connected.wait()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(1):
             await client.opened.wait()
@@ -612,4 +618,6 @@ async def test_duplicate_events(simulator: Simulator, client: PlainClient) -> No
     received = [event["event_id"] for _, event in client.events]
     # One channel, reliable and ordered: each event twice in a row, in the order sent.
     assert received == [event_id for event_id in sent for _ in range(2)][: len(received)]
-    assert [e for _, e in call.server_events].count(await client.wait_for_event("response.done")) == 1
+    assert [e for _, e in call.server_events].count(
+        await client.wait_for_event("response.done")
+    ) == 1

@@ -36,6 +36,7 @@ from .virtual_audio import MIC, SPEAKER
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
+
 @pytest.fixture
 async def options() -> dict[str, Any]:
     """Options of the box; tests change them before the box is set up."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
+import logging
 import time
 from typing import Any, Final
 
@@ -60,6 +61,8 @@ from .usage import UsageLedger
 
 GOODBYE_DRAIN_SECONDS: Final = 8.0
 """The longest a goodbye may play before the call is closed anyway."""
+BENIGN_ERRORS: Final = frozenset({"response_cancel_not_active"})
+"""Errors of a race we cannot avoid: the response ended just before our cancel reached it."""
 LIVE_TEXT_INTERVAL: Final = 0.25
 """Live transcript text reaches entities at most this often, so the recorder is not flooded."""
 
@@ -100,6 +103,7 @@ class VoiceSession:
         self._quiet = asyncio.Event()
         """Set while no response is running and no assistant audio is playing."""
         self._spoken_responses: set[str] = set()
+        self._tool_tasks: set[asyncio.Task[None]] = set()
         self._end_task: asyncio.Task[None] | None = None
         self._live_text = ""
         self._finished_item = ""
@@ -278,6 +282,8 @@ class VoiceSession:
     async def _teardown(self, reason: EndReason, *, announce: bool = True) -> None:
         """Release the call and the audio devices; every conversation ends here."""
         self._cancel_timers()
+        for task in self._tool_tasks:
+            task.cancel()  # a tool still running has nobody left to answer
         connection, self._connection = self._connection, None
         audio, self._audio = self._audio, None
         try:
@@ -450,10 +456,13 @@ class VoiceSession:
         if connection is None:
             return
         self._touch()
-        self._background(self._run_tool(connection, event), f"tool {event.name}")
+        task = self._background(self._run_tool(connection, event), f"tool {event.name}")
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
 
     def _on_error(self, event: ErrorEvent) -> None:
-        LOGGER.warning(
+        LOGGER.log(
+            logging.DEBUG if event.code in BENIGN_ERRORS else logging.WARNING,
             "Realtime error %s%s: %s",
             event.code or event.error_type,
             f" (for {event.client_event_type})" if event.client_event_type else "",

@@ -22,10 +22,10 @@ from custom_components.realtime_voice.const import (
     CONF_TOOL_TIMEOUT,
     DOMAIN,
 )
-
 from tests.integration import build_home
 from tests.simulator import Simulator
 from tests.virtual_audio import MIC, SPEAKER, busy_devices
+
 from .common import API_KEY
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")

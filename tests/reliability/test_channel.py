@@ -48,7 +48,7 @@ async def _started(hass: HomeAssistant, simulator: Simulator) -> SimulatedCall:
 async def _still_answers(
     hass: HomeAssistant, transcripts: EventLog, text: str = "Still here."
 ) -> None:
-    """A typed question still gets its spoken answer: the session is alive and not stuck."""
+    """Check that a typed question still gets its spoken answer: alive and not stuck."""
     hass.data["_simulator"].script(Reply(text))
     count = len([event for event in transcripts.events if event["role"] == "assistant"])
     await act(hass, "send_text", text="Are you there?")
@@ -233,7 +233,7 @@ async def test_every_event_twice(
 
 
 def _out_of_order(call: SimulatedCall) -> list[dict[str, Any]]:
-    """A turn whose events come in an odd but possible order."""
+    """Return a turn whose events come in an odd but possible order."""
     ids = {"response_id": "resp_odd", "item_id": "item_odd", "output_index": 0}
     part = {**ids, "content_index": 0}
     return [
@@ -262,7 +262,7 @@ def _out_of_order(call: SimulatedCall) -> list[dict[str, Any]]:
 async def test_events_out_of_order(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
 ) -> None:
-    """Transcripts before deltas, stops before starts: texts kept, the box goes back to listening."""
+    """Transcripts before deltas, stops before starts: texts kept, back to listening."""
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     state = StateHistory(hass, STATE)
     call = await _started(hass, simulator)
@@ -276,7 +276,9 @@ async def test_events_out_of_order(
     await asyncio.sleep(0.5)  # longer than the live-text interval: a late delta would show now
     assert hass.states.get(ASSISTANT_TRANSCRIPT).state == "In the end."
     await act(hass, "send_text", text="And now?")
-    await state.until(lambda: state.states[-1] == "listening" and "assistant_speaking" in state.states)
+    await state.until(
+        lambda: state.states[-1] == "listening" and "assistant_speaking" in state.states
+    )
     await _still_answers(hass, transcripts)
     await act(hass, "end_conversation")
     await assert_recovered(hass, simulator)

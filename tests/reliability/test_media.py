@@ -55,7 +55,7 @@ async def test_the_call_never_comes_up(
 
 
 async def _lost(hass: HomeAssistant, simulator: Simulator, ended: EventLog, reason: str) -> None:
-    """The conversation ended for `reason`, with an error noted, and nothing is left open."""
+    """Check that the conversation ended for `reason`, an error noted, nothing left open."""
     end = await ended.wait_for(timeout=20)
     assert end["reason"] == reason
     assert hass.states.get(STATE).attributes["last_error"]

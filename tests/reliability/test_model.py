@@ -50,7 +50,7 @@ BAD_CALLS = [
 
 
 async def _scripts(hass: HomeAssistant) -> None:
-    """A script whose action raises and one that never finishes, both exposed."""
+    """Expose a script whose action raises and one that never finishes."""
 
     async def explode(_call: ServiceCall) -> None:
         raise HomeAssistantError("the valve is stuck")

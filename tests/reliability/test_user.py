@@ -1,5 +1,8 @@
-"""What the user and Home Assistant do: double presses, hang-ups at odd times, reloads, stops,
-options changed mid-conversation, and audio devices that go away and come back."""
+"""What the user and Home Assistant do, at the worst moments.
+
+Double presses, hang-ups at odd times, reloads, stops, options changed mid-conversation, and
+audio devices that go away and come back.
+"""
 
 from __future__ import annotations
 

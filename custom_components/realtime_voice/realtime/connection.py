@@ -388,7 +388,7 @@ class RealtimeConnection:
         return True
 
     def _next_response(self) -> None:
-        """The active response is over: send the first queued response.create, if any."""
+        """End the active response: send the first queued response.create, if any."""
         self._response_active = False
         if self._queued_responses and not self._closing:
             self._response_active = True
