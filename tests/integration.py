@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 import threading
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.realtime_voice.const import DOMAIN
+from custom_components.realtime_voice.const import (
+    CONF_AUDIO_BACKEND,
+    CONF_BASE_URL,
+    CONF_INPUT_DEVICE,
+    CONF_OUTPUT_DEVICE,
+    DOMAIN,
+)
 
 from .simulator import Simulator
-from .virtual_audio import MIC_FEED, open_streams
+from .virtual_audio import MIC, MIC_FEED, SPEAKER, open_streams
 
 STATE = "sensor.realtime_voice_state"
 USER_TRANSCRIPT = "sensor.realtime_voice_last_user_transcript"
@@ -197,3 +207,43 @@ async def assert_recovered(
     assert open_streams() == []
     raised = {issue_id for domain, issue_id in ir.async_get(hass).issues if domain == DOMAIN}
     assert raised == set(issues)
+
+
+def box_entry(
+    simulator: Simulator,
+    *,
+    backend: str = "pulse",
+    microphone: str = MIC,
+    speaker: str = SPEAKER,
+    options: dict[str, Any] | None = None,
+    title: str = "Realtime Voice",
+) -> MockConfigEntry:
+    """Return the entry of a box pointed at the simulator, on the virtual devices."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=f"{microphone}|{speaker}",
+        data={
+            CONF_API_KEY: simulator.api_key,
+            CONF_BASE_URL: simulator.base_url,
+            CONF_AUDIO_BACKEND: backend,
+            CONF_INPUT_DEVICE: microphone,
+            CONF_OUTPUT_DEVICE: speaker,
+        },
+        options=options or {},
+    )
+
+
+@asynccontextmanager
+async def running_box(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """Set the box up; unload it at the end if it is still loaded."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        yield entry
+    finally:
+        if entry.state is ConfigEntryState.LOADED:
+            assert await hass.config_entries.async_unload(entry.entry_id)

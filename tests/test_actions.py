@@ -18,18 +18,14 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.realtime_voice.const import (
-    CONF_AUDIO_BACKEND,
-    CONF_BASE_URL,
-    CONF_INPUT_DEVICE,
-    CONF_OUTPUT_DEVICE,
     DOMAIN,
     EVENT_SESSION_ENDED,
     EVENT_TRANSCRIPT,
 )
 
-from .integration import COST, STATE, TOKENS, EventLog
+from .integration import COST, STATE, TOKENS, EventLog, box_entry, running_box
 from .simulator import Reply, Simulator
-from .virtual_audio import MIC, SPEAKER, open_streams
+from .virtual_audio import MIC, open_streams
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
@@ -37,28 +33,14 @@ pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 def _entry(
     simulator: Simulator, *, microphone: str = MIC, title: str = "Realtime Voice"
 ) -> MockConfigEntry:
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=title,
-        unique_id=f"{microphone}|{SPEAKER}",
-        data={
-            CONF_API_KEY: simulator.api_key,
-            CONF_BASE_URL: simulator.base_url,
-            CONF_AUDIO_BACKEND: "pulse",
-            CONF_INPUT_DEVICE: microphone,
-            CONF_OUTPUT_DEVICE: SPEAKER,
-        },
-    )
+    return box_entry(simulator, microphone=microphone, title=title)
 
 
 @pytest.fixture
 async def box(hass: HomeAssistant, simulator: Simulator) -> AsyncIterator[MockConfigEntry]:
     """Set up one box on the virtual devices, pointed at the simulator."""
-    entry = _entry(simulator)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
+    async with running_box(hass, _entry(simulator)) as entry:
+        yield entry
 
 
 async def _call(hass: HomeAssistant, action: str, **data: object) -> None:

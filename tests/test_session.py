@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_API_KEY, EVENT_HOMEASSISTANT_STOP
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
@@ -16,12 +15,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import (
-    CONF_AUDIO_BACKEND,
-    CONF_BASE_URL,
     CONF_IDLE_TIMEOUT,
-    CONF_INPUT_DEVICE,
     CONF_MAX_DURATION,
-    CONF_OUTPUT_DEVICE,
     DOMAIN,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
@@ -40,6 +35,8 @@ from .integration import (
     USER_TRANSCRIPT,
     EventLog,
     StateHistory,
+    box_entry,
+    running_box,
     speak_into_mic,
 )
 from .simulator import Reply, Simulator
@@ -59,25 +56,16 @@ async def box(
     hass: HomeAssistant, simulator: Simulator, backend: str
 ) -> AsyncIterator[MockConfigEntry]:
     """Set up a box pointed at the simulator, on the virtual devices."""
-    devices = {"pulse": (MIC, SPEAKER), "sounddevice": ("default", "default")}[backend]
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Realtime Voice",
-        data={
-            CONF_API_KEY: simulator.api_key,
-            CONF_BASE_URL: simulator.base_url,
-            CONF_AUDIO_BACKEND: backend,
-            CONF_INPUT_DEVICE: devices[0],
-            CONF_OUTPUT_DEVICE: devices[1],
-        },
+    microphone, speaker = {"pulse": (MIC, SPEAKER), "sounddevice": ("default", "default")}[backend]
+    entry = box_entry(
+        simulator,
+        backend=backend,
+        microphone=microphone,
+        speaker=speaker,
         options={CONF_IDLE_TIMEOUT: 30, CONF_MAX_DURATION: 10},
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    if entry.state is ConfigEntryState.LOADED:
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    async with running_box(hass, entry):
+        yield entry
 
 
 async def _press(hass: HomeAssistant, button: str) -> None:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
+from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.setup import async_setup_component
 import pytest
@@ -17,11 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.realtime_voice.const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_ALLOWED_ACTIONS,
-    CONF_AUDIO_BACKEND,
-    CONF_BASE_URL,
-    CONF_INPUT_DEVICE,
     CONF_MAX_TOOL_CALLS,
-    CONF_OUTPUT_DEVICE,
     CONF_TOOL_TIMEOUT,
     CONF_USER_TOOLS,
     DOMAIN,
@@ -30,9 +26,16 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 
-from .integration import FRONT_DOOR, GARAGE, KITCHEN, EventLog, build_home
+from .integration import (
+    FRONT_DOOR,
+    GARAGE,
+    KITCHEN,
+    EventLog,
+    box_entry,
+    build_home,
+    running_box,
+)
 from .simulator import CallFunction, Reply, SimulatedCall, Simulator
-from .virtual_audio import MIC, SPEAKER
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
@@ -49,23 +52,8 @@ async def box(
 ) -> AsyncIterator[MockConfigEntry]:
     """Set up a home and a box that may control it through the Assist API."""
     await build_home(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Realtime Voice",
-        data={
-            CONF_API_KEY: simulator.api_key,
-            CONF_BASE_URL: simulator.base_url,
-            CONF_AUDIO_BACKEND: "pulse",
-            CONF_INPUT_DEVICE: MIC,
-            CONF_OUTPUT_DEVICE: SPEAKER,
-        },
-        options=options,
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    await hass.config_entries.async_unload(entry.entry_id)
+    async with running_box(hass, box_entry(simulator, options=options)) as entry:
+        yield entry
 
 
 async def _ask(hass: HomeAssistant, text: str) -> SimulatedCall:

@@ -5,26 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
+from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import (
-    CONF_AUDIO_BACKEND,
-    CONF_BASE_URL,
     CONF_IDLE_TIMEOUT,
-    CONF_INPUT_DEVICE,
     CONF_MAX_DURATION,
     CONF_MAX_TOOL_CALLS,
-    CONF_OUTPUT_DEVICE,
     CONF_TOOL_TIMEOUT,
-    DOMAIN,
 )
-from tests.integration import build_home
+from tests.integration import box_entry, build_home, running_box
 from tests.simulator import Simulator
-from tests.virtual_audio import MIC, SPEAKER, busy_devices
+from tests.virtual_audio import busy_devices
 
 from .common import API_KEY
 
@@ -66,21 +60,5 @@ async def _box(
 ) -> AsyncIterator[MockConfigEntry]:
     simulator.api_key = API_KEY
     await build_home(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Realtime Voice",
-        data={
-            CONF_API_KEY: API_KEY,
-            CONF_BASE_URL: simulator.base_url,
-            CONF_AUDIO_BACKEND: "pulse",
-            CONF_INPUT_DEVICE: MIC,
-            CONF_OUTPUT_DEVICE: SPEAKER,
-        },
-        options=options,
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    yield entry
-    if entry.state is ConfigEntryState.LOADED:
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    async with running_box(hass, box_entry(simulator, options=options)) as entry:
+        yield entry
