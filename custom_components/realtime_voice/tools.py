@@ -145,6 +145,9 @@ class ToolRouter:
             text = f"The tool did not finish within {self.policy.timeout:g} seconds."
             self._audit(call, None, "timeout", started)
             return self._output(call, {"error": "Timeout", "error_text": text})
+        except asyncio.CancelledError:
+            self._audit(call, None, "cancelled", started)  # the conversation ended meanwhile
+            raise
         self._audit(call, None, "error" if data.get("error") else "success", started)
         return self._output(call, data)
 
