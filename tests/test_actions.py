@@ -187,3 +187,17 @@ async def test_tokens_and_cost_are_counted_and_kept(
     assert await hass.config_entries.async_reload(box.entry_id)
     assert float(hass.states.get(COST).state) == pytest.approx(total)
     assert hass.states.get(TOKENS).attributes["total_tokens"] == int(tokens.state)
+
+
+async def test_the_automatic_audio_library_holds_a_conversation(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The default choice (automatic) opens the devices and talks."""
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    async with running_box(hass, box_entry(simulator, backend="auto")) as entry:
+        await _call(hass, "start_conversation")
+        assert entry.runtime_data.session.audio_diagnostics()["backend"] == "pulse"
+        await _call(hass, "send_text", text="hello")
+        await transcripts.wait_for(lambda data: data["role"] == "assistant")
+        await _call(hass, "end_conversation")
+    assert open_streams() == []

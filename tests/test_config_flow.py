@@ -246,3 +246,18 @@ async def test_max_duration_cannot_pass_55_minutes(
         await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_MAX_DURATION: 90}
         )
+
+
+async def test_automatic_audio_lists_the_devices_that_work(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """With the automatic audio library, the device lists come from the one that works here."""
+    result = await _user_step(hass, simulator.base_url, simulator.api_key)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_INSTRUCTIONS: "x", CONF_VOICE: "marin", CONF_MODEL: "gpt-realtime",
+         CONF_AUDIO_BACKEND: "auto"},
+    )  # fmt: skip
+    schema = result["data_schema"].schema
+    microphones = next(v for k, v in schema.items() if k == CONF_INPUT_DEVICE)
+    assert MIC in [option["value"] for option in microphones.config["options"]]

@@ -547,3 +547,22 @@ async def test_hang_up_fails_quietly_when_the_server_is_gone(
         await connection.close()
         assert time.monotonic() - started < 4
     assert connection.is_closed
+
+
+async def test_a_refused_response_create_waits_for_its_turn(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """conversation_already_has_active_response is not fatal: the refused request runs later."""
+    simulator.script(Reply("First."), Reply("Second."))
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        await connection.update_session(CONFIG)
+        connection.send({"type": "response.create"})
+        connection.send({"type": "response.create"})  # raced: the server refuses this one
+        second = await recorder.wait_for(ResponseDone, index=1)
+        call = await simulator.wait_for_call()
+    assert second.status == "completed"
+    refused = [e for _, e in call.server_events if e["type"] == "error"]
+    assert refused[0]["error"]["code"] == "conversation_already_has_active_response"
+    assert not recorder.of(ErrorEvent), "the owner never sees the race"
+    assert [e.transcript for e in recorder.of(AssistantTranscriptDone)] == ["First.", "Second."]

@@ -357,3 +357,14 @@ async def test_a_user_tool_cannot_reach_an_unexposed_entity(
     output = await _output(call)
     assert output["error"] == "ToolRefusedError"
     assert hass.states.get("input_boolean.garage").state == "off"
+
+    simulator.script(
+        CallFunction("switch_on", {"entity_id": FRONT_DOOR}), Reply("No."),
+        CallFunction("no_such_tool", {}), Reply("No."),
+        CallFunction("switch_on", ["not", "an", "object"]), Reply("No."),
+    )  # fmt: skip
+    for index, text in enumerate(("unlock the door", "do magic", "odd arguments"), start=1):
+        await hass.services.async_call(DOMAIN, "send_text", {"text": text}, blocking=True)
+        refused = await _output(call, index=index)
+        assert refused["error"]
+    assert hass.states.get(FRONT_DOOR).state == "locked"
