@@ -217,6 +217,7 @@ def box_entry(
     speaker: str = SPEAKER,
     options: dict[str, Any] | None = None,
     title: str = "Realtime Voice",
+    api_key: str | None = None,
 ) -> MockConfigEntry:
     """Return the entry of a box pointed at the simulator, on the virtual devices."""
     return MockConfigEntry(
@@ -224,7 +225,7 @@ def box_entry(
         title=title,
         unique_id=f"{microphone}|{speaker}",
         data={
-            CONF_API_KEY: simulator.api_key,
+            CONF_API_KEY: api_key or simulator.api_key,
             CONF_BASE_URL: simulator.base_url,
             CONF_AUDIO_BACKEND: backend,
             CONF_INPUT_DEVICE: microphone,

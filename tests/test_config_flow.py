@@ -25,6 +25,7 @@ from custom_components.realtime_voice.const import (
     DOMAIN,
 )
 
+from .integration import box_entry
 from .simulator import Simulator
 from .virtual_audio import MIC, SPEAKER
 
@@ -134,18 +135,7 @@ async def test_the_same_devices_twice_are_refused(
 
 
 def _entry(simulator: Simulator, api_key: str | None = None) -> MockConfigEntry:
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Realtime Voice",
-        unique_id=f"{MIC}|{SPEAKER}",
-        data={
-            CONF_API_KEY: api_key or simulator.api_key,
-            CONF_BASE_URL: simulator.base_url,
-            CONF_AUDIO_BACKEND: "pulse",
-            CONF_INPUT_DEVICE: MIC,
-            CONF_OUTPUT_DEVICE: SPEAKER,
-        },
-    )
+    return box_entry(simulator, api_key=api_key)
 
 
 async def test_a_refused_key_at_startup_asks_for_a_new_one(
