@@ -6,8 +6,11 @@ PortAudio (sounddevice) and by libpulse, and what they play is heard on the virt
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+import threading
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from .virtual_audio import (
     MIC,
     RATE,
     SPEAKER,
+    busy_devices,
     dominant_hz,
     play_into_mic,
     recording,
@@ -27,6 +31,14 @@ from .virtual_audio import (
 )
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
+
+
+@pytest.fixture(autouse=True)
+def awake_devices() -> Iterator[None]:
+    """Keep the null sinks awake, as a sound card is, so new streams start at once."""
+    with busy_devices():
+        yield
+
 
 TONE_HZ = 440.0
 # A 0.5-amplitude sine has an RMS of about 11 585; silence on a null sink is exactly 0.
@@ -42,12 +54,34 @@ def _assert_tone_heard(samples: np.ndarray) -> None:
     assert abs(dominant_hz(samples) - TONE_HZ) < 5
 
 
-def _record_mic_while_playing(record: callable, tmp_path: Path) -> np.ndarray:
-    """Run a blocking recorder of 2 s while a 1 s tone is played into the virtual mic."""
+type BlockReader = Callable[[], AbstractContextManager[Callable[[int], np.ndarray]]]
+TAIL_BLOCKS = 15
+"""20 ms blocks still recorded after the tone was played: the sink's own latency."""
+
+
+def _record_mic_while_playing(open_reader: BlockReader, tmp_path: Path) -> np.ndarray:
+    """Record the virtual mic in 20 ms blocks; play a 1 s tone into it once recording runs.
+
+    A new stream on a null sink can deliver nothing for up to 2 s: the tone starts only after
+    the first block arrived, so the test does not depend on how long that takes.
+    """
     wav = write_wav(tmp_path / "tone.wav", tone(TONE_HZ, 1.0))
+    started, played = threading.Event(), threading.Event()
+
+    def record() -> np.ndarray:
+        blocks: list[np.ndarray] = []
+        with open_reader() as read:
+            while not played.is_set():
+                blocks.append(read(960))
+                started.set()
+            blocks.extend(read(960) for _ in range(TAIL_BLOCKS))
+        return np.concatenate(blocks)
+
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(record, 2.0)
+        future = pool.submit(record)
+        assert started.wait(10), "the recorder never delivered audio"
         play_into_mic(wav)
+        played.set()
         return future.result(timeout=10)
 
 
@@ -55,25 +89,28 @@ def test_sounddevice_records_the_virtual_mic(tmp_path: Path) -> None:
     """PortAudio (ALSA's pulse plugin) hears what is played into the virtual mic."""
     import sounddevice  # noqa: PLC0415 - needs PortAudio, present in the test environment
 
-    def record(seconds: float) -> np.ndarray:
-        frames = sounddevice.rec(int(RATE * seconds), samplerate=RATE, channels=1, dtype="int16")
-        sounddevice.wait()
-        return frames[:, 0]
+    @contextmanager
+    def reader() -> Iterator[Callable[[int], np.ndarray]]:
+        with sounddevice.InputStream(
+            samplerate=RATE, channels=1, dtype="int16", blocksize=960
+        ) as stream:
+            yield lambda frames: stream.read(frames)[0][:, 0].copy()
 
-    _assert_tone_heard(_record_mic_while_playing(record, tmp_path))
+    _assert_tone_heard(_record_mic_while_playing(reader, tmp_path))
 
 
 def test_libpulse_records_the_virtual_mic(tmp_path: Path) -> None:
     """libpulse-simple hears what is played into the virtual mic."""
 
-    def record(seconds: float) -> np.ndarray:
+    @contextmanager
+    def reader() -> Iterator[Callable[[int], np.ndarray]]:
         stream = PulseStream(Direction.RECORD, device=MIC, rate=RATE, channels=1)
         try:
-            return np.frombuffer(stream.read(int(RATE * seconds) * 2), dtype=np.int16)
+            yield lambda frames: np.frombuffer(stream.read(frames * 2), dtype=np.int16)
         finally:
             stream.close()
 
-    _assert_tone_heard(_record_mic_while_playing(record, tmp_path))
+    _assert_tone_heard(_record_mic_while_playing(reader, tmp_path))
 
 
 def test_sounddevice_plays_on_the_virtual_speaker() -> None:
