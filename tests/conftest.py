@@ -12,7 +12,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 
 from .simulator import Simulator
-from .virtual_audio import MIC, SPEAKER, require_virtual_audio
+from .virtual_audio import MIC, SPEAKER, busy_devices, require_virtual_audio
 
 
 @pytest.fixture(autouse=True)
@@ -27,9 +27,16 @@ async def setup_homeassistant(hass: HomeAssistant) -> None:
 
 
 @pytest.fixture
-def virtual_audio() -> None:
-    """Require the PulseAudio virtual devices that scripts/test starts."""
+def virtual_audio() -> Iterator[None]:
+    """Require the PulseAudio virtual devices that scripts/test starts, kept awake.
+
+    An idle null sink sleeps up to 2 s at a time: streams opened on it stall, and on a loaded
+    machine a running PortAudio stream can stall past the device-loss watchdog. A sound card
+    does neither, so every test runs with the sinks busy (see busy_devices).
+    """
     require_virtual_audio()
+    with busy_devices():
+        yield
 
 
 @pytest.fixture
@@ -85,3 +92,17 @@ def unplug() -> Iterator[Callable[[str], Callable[[], None]]]:
     yield unplug
     for module, arguments in unloaded:
         plug(module, arguments)
+
+
+@pytest.fixture
+def suspend_source() -> Iterator[Callable[[str], None]]:
+    """Suspend a virtual source: it stays, but delivers no more audio; resumed after the test."""
+    suspended: list[str] = []
+
+    def suspend(source: str) -> None:
+        subprocess.run(["pactl", "suspend-source", source, "1"], check=True)
+        suspended.append(source)
+
+    yield suspend
+    for source in suspended:
+        subprocess.run(["pactl", "suspend-source", source, "0"], check=True)

@@ -84,11 +84,6 @@ async def _wait_for_speaker_running(sink: SpeakerSink) -> None:
     await until(lambda: sink.stats.played_ms > 600)
 
 
-def _device(backend: AudioBackend, name: str) -> str | None:
-    """Name the virtual device for libpulse; PortAudio reaches PulseAudio's default only."""
-    return name if backend.name is BackendName.PULSE else None
-
-
 def test_detection_sees_both_backends_and_the_virtual_devices() -> None:
     """Both libraries load here, and each lists the virtual devices as it can see them."""
     statuses = {status.name: status for status in detect_backends()}
@@ -256,19 +251,48 @@ async def test_microphone_resamples_what_the_device_gives(tmp_path: Path) -> Non
     assert abs(dominant_hz(samples) - 440.0) < 5
 
 
+@pytest.mark.parametrize("backend", [BackendName.PULSE], indirect=True)
 async def test_lost_microphone_ends_the_track_with_a_typed_error(
     backend: AudioBackend, unplug: Callable[[str], None]
 ) -> None:
-    """Unloading the mic's source ends the track with AudioDeviceLostError; threads are joined."""
+    """Unloading the mic's source ends the track with AudioDeviceLostError; threads are joined.
+
+    libpulse only, for the reason given for the speaker below; PortAudio's loss is the next test.
+    """
     lost: asyncio.Future[AudioDeviceError] = asyncio.get_running_loop().create_future()
-    mic = await MicrophoneTrack.open(backend, _device(backend, MIC), on_device_lost=lost.set_result)
+    mic = await MicrophoneTrack.open(backend, MIC, on_device_lost=lost.set_result)
     try:
         await _wait_for_device_audio(mic)
         unplug(MIC)
-        # On a null sink, a moved stream stalls ~2 s before the removal can be seen.
         async with asyncio.timeout(5):
             error = await lost
         assert isinstance(error, AudioDeviceLostError)
+        assert mic.error is error
+        assert mic.readyState == "ended"
+    finally:
+        await mic.aclose()
+    assert not _engine_threads()
+
+
+@pytest.mark.parametrize("backend", [BackendName.SOUNDDEVICE], indirect=True)
+async def test_a_portaudio_microphone_that_stops_is_lost(
+    backend: AudioBackend, suspend_source: Callable[[str], None]
+) -> None:
+    """A PortAudio device whose callbacks stop ends the track with AudioDeviceLostError.
+
+    That is what a USB microphone pulled from a Pi looks like to PortAudio on raw ALSA. Here
+    PortAudio reaches PulseAudio through ALSA's pulse plugin, which moves a removed device's
+    stream instead, so the stop is made by suspending the source: no more audio, no error.
+    """
+    lost: asyncio.Future[AudioDeviceError] = asyncio.get_running_loop().create_future()
+    mic = await MicrophoneTrack.open(backend, on_device_lost=lost.set_result)
+    try:
+        await _wait_for_device_audio(mic)
+        suspend_source(MIC)
+        async with asyncio.timeout(5):
+            error = await lost
+        assert isinstance(error, AudioDeviceLostError)
+        assert "moved no audio" in str(error)
         assert mic.error is error
         assert mic.readyState == "ended"
     finally:
@@ -287,14 +311,13 @@ async def test_lost_speaker_ends_play_with_a_typed_error(
     unaware. (A lost PortAudio device that stops calling back is covered by the microphone.)
     """
     track = QueueTrack()
-    sink = await SpeakerSink.open(backend, _device(backend, SPEAKER))
+    sink = await SpeakerSink.open(backend, SPEAKER)
     try:
         player = asyncio.create_task(sink.play(track))
         await _wait_for_speaker_running(sink)
         track.put_samples(tone(440.0, 0.2))
         await until(lambda: sink.is_playing)
         unplug(SPEAKER)
-        # On a null sink, a moved stream stalls ~2 s before the removal can be seen.
         async with asyncio.timeout(5):
             with pytest.raises(AudioDeviceLostError):
                 await player

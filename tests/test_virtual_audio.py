@@ -21,7 +21,6 @@ from .virtual_audio import (
     MIC,
     RATE,
     SPEAKER,
-    busy_devices,
     dominant_hz,
     play_into_mic,
     recording,
@@ -31,13 +30,6 @@ from .virtual_audio import (
 )
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
-
-
-@pytest.fixture(autouse=True)
-def awake_devices() -> Iterator[None]:
-    """Keep the null sinks awake, as a sound card is, so new streams start at once."""
-    with busy_devices():
-        yield
 
 
 TONE_HZ = 440.0

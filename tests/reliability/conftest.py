@@ -18,7 +18,6 @@ from custom_components.realtime_voice.const import (
 )
 from tests.integration import box_entry, build_home, running_box
 from tests.simulator import Simulator
-from tests.virtual_audio import busy_devices
 
 from .common import API_KEY
 
@@ -45,19 +44,7 @@ async def box(
     loopback_ice: None,
     virtual_audio: None,
 ) -> AsyncIterator[MockConfigEntry]:
-    """Set up a small home and a box on the virtual devices, pointed at the simulator.
-
-    The virtual sinks are kept busy (see busy_devices) so that opening and closing the devices
-    takes as long as on a sound card, not the 2 s an idle null sink makes it.
-    """
-    with busy_devices():
-        async for entry in _box(hass, simulator, options):
-            yield entry
-
-
-async def _box(
-    hass: HomeAssistant, simulator: Simulator, options: dict[str, Any]
-) -> AsyncIterator[MockConfigEntry]:
+    """Set up a small home and a box on the virtual devices, pointed at the simulator."""
     simulator.api_key = API_KEY
     await build_home(hass)
     async with running_box(hass, box_entry(simulator, options=options)) as entry:
