@@ -1,7 +1,8 @@
-"""MicrophoneTrack timing and EchoGate rules, with a scripted device.
+"""MicrophoneTrack timing, SpeakerSink queueing and EchoGate rules, with a scripted device.
 
-The device here is a stand-in that a test feeds from a worker thread, as a backend's device
-thread would: it is the only way to stall a device or overrun the queue on cue.
+The device here is a stand-in that a test feeds from a worker thread (or pulls from), as a
+backend's device thread would: it is the only way to stall a device, overrun the queue or
+choose the moment a block is played, on cue.
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ from custom_components.realtime_voice.audio.backend import (
     ErrorHandler,
     OutputDeviceStream,
 )
-from custom_components.realtime_voice.audio.tracks import MIC_QUEUE_FRAMES, MicrophoneTrack
+from custom_components.realtime_voice.audio.tracks import (
+    AUDIBLE_PEAK,
+    MIC_QUEUE_FRAMES,
+    MicrophoneTrack,
+    SpeakerSink,
+)
+
+from .audio_helpers import QueueTrack, until
 
 
 class _ScriptedStream:
     format = AudioFormat()
+
+    def flush(self) -> None:
+        """Nothing queued in a scripted device."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -42,6 +53,7 @@ class ScriptedBackend:
 
     def __init__(self) -> None:
         self.on_block: BlockHandler | None = None
+        self.pull: BlockSource | None = None
 
     def list_devices(self) -> list[AudioDevice]:
         return []
@@ -63,7 +75,8 @@ class ScriptedBackend:
         pull: BlockSource,
         on_error: ErrorHandler,
     ) -> OutputDeviceStream:
-        raise NotImplementedError
+        self.pull = pull
+        return _ScriptedStream()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -134,6 +147,42 @@ async def test_half_duplex_gate_sends_silence_while_the_assistant_speaks() -> No
         gated = [await mic.recv() for _ in range(2)]
     assert [_value(f) for f in gated] == [0, 0]
     assert mic.stats.gated_frames == 2
+
+
+async def test_speech_starts_at_once_unless_the_network_was_late() -> None:
+    """On a steady network the answer's first sound is the next block the speaker plays.
+
+    Silence queued before it is skipped. After a late frame (the device found nothing queued)
+    the silence stays: it is the cushion that keeps the next late frame from leaving a gap.
+    """
+    backend = ScriptedBackend()
+    track = QueueTrack()
+    silence, speech = np.zeros(960 * 2, np.int16), np.full(960, 8000, np.int16)
+
+    async def next_played(queued: int) -> np.ndarray:
+        """Queue silence then speech; return the block the device plays next."""
+        track.put_samples(silence)
+        track.put_samples(speech)
+        await until(lambda: sink.stats.frames == queued + 3)
+        assert backend.pull is not None
+        return np.frombuffer(backend.pull(960), np.int16)
+
+    async with await SpeakerSink.open(backend) as sink:
+        player = asyncio.create_task(sink.play(track))
+        try:
+            steady = await next_played(0)
+            skipped = sink.stats.skipped_silence_ms
+            assert backend.pull is not None
+            assert not any(backend.pull(960))  # the remote's next frame is late
+            after_late = await next_played(3)
+        finally:
+            track.queue.put_nowait(None)
+            await player
+    assert np.abs(steady).max() >= AUDIBLE_PEAK
+    assert skipped == 40.0
+    assert sink.stats.underruns == 1
+    assert not after_late.any()
+    assert sink.stats.skipped_silence_ms == skipped
 
 
 def test_echo_gate_rules() -> None:

@@ -36,7 +36,14 @@ class PcmRing:
         missing = size - len(chunk)
         return chunk + bytes(missing), missing
 
-    def clear(self) -> None:
-        """Drop everything."""
+    def peek(self) -> bytes:
+        """Return a copy of everything queued, leaving it queued."""
         with self._lock:
+            return bytes(self._data)
+
+    def clear(self) -> int:
+        """Drop everything; return how many bytes were dropped."""
+        with self._lock:
+            dropped = len(self._data)
             self._data.clear()
+            return dropped

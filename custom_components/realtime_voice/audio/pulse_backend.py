@@ -38,8 +38,12 @@ BLOCK_SECONDS: Final = FRAME_SAMPLES / SAMPLE_RATE
 """Each read and write moves this much audio, in seconds."""
 RECORD_LATENCY_MS: Final = 20
 """Fragment size of record streams: the server hands over audio this often."""
-PLAYBACK_LATENCY_MS: Final = 40
-"""Target fill of the server's playback buffer: two blocks, so one late write does not underrun."""
+PLAYBACK_BLOCK_SECONDS: Final = 0.01
+"""Each write plays this much: what waits in the sink before the write that takes it."""
+PLAYBACK_LATENCY_MS: Final = 30
+"""Target fill of the server's playback buffer. The device thread may be late by this minus one
+block (20 ms, for a loop holding the GIL) before the sink underruns; a smaller block, not a
+smaller margin, is what keeps the latency low."""
 PRESENCE_CHECK_SECONDS: Final = 0.5
 """How often a stream on a named device checks that the device still exists.
 
@@ -96,7 +100,7 @@ class PulseBackend:
         pull: BlockSource,
         on_error: ErrorHandler,
     ) -> OutputDeviceStream:
-        """Start playing on a sink what pull returns, 20 ms at a time."""
+        """Start playing on a sink what pull returns, PLAYBACK_BLOCK_SECONDS at a time."""
         pulse = _open(Direction.PLAYBACK, device, audio_format, PLAYBACK_LATENCY_MS)
         return self._track(_PulseOutput(pulse, device, audio_format, pull, on_error))
 
@@ -226,7 +230,7 @@ class _PulseInput(_PulseThreadStream):
 
 
 class _PulseOutput(_PulseThreadStream):
-    """Writes what pull returns, 20 ms at a time; flush() drops the server's queue."""
+    """Writes what pull returns, 10 ms at a time; flush() drops the server's queue."""
 
     def __init__(
         self,
@@ -239,6 +243,7 @@ class _PulseOutput(_PulseThreadStream):
         super().__init__(pulse, device, audio_format, on_error)
         self._pull = pull
         self._flush = threading.Event()
+        self._block_frames = int(audio_format.rate * PLAYBACK_BLOCK_SECONDS)
 
     def flush(self) -> None:
         """Ask the device thread to drop the server's queue before its next write."""

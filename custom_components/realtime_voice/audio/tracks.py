@@ -55,6 +55,10 @@ The backlog settles at this level, so it is latency the speaker always has; it i
 network jitter absorbed without a gap once the remote has been silent (a late frame leaves a
 20 ms gap and raises the backlog until the next silence). One frame: scripts/bench measured
 40 ms of the 80 ms from decoded to heard here with 0.04."""
+STEADY_NETWORK_SECONDS: Final = 10.0
+"""Speech that starts behind queued silence skips that silence, unless a frame came late this
+recently: on a steady network the backlog only delays the answer, on a jittery one it is the
+cushion that keeps speech free of gaps."""
 STALE_AUDIO_SECONDS: Final = 0.1
 """After flush(), audible frames still arriving are dropped until the remote's silence comes, for
 at most this long: they were on their way before the server cleared its audio (barge-in)."""
@@ -97,7 +101,7 @@ class SpeakerStats:
     dropped_ms: float
     """Audio dropped, oldest first, because the buffer was full, in milliseconds."""
     skipped_silence_ms: float
-    """Silence not queued to catch up with a backlog, in milliseconds."""
+    """Silence skipped to catch up with a backlog or to start speech sooner, in milliseconds."""
     flushes: int
     """Times flush() emptied the buffer."""
     stale_ms: float = 0.0
@@ -356,6 +360,7 @@ class SpeakerSink(_ClosedOnExit):
         self._stale_until = 0.0
         # Written by the device thread only.
         self._fed = False
+        self._late_at = -STEADY_NETWORK_SECONDS
         self._audible_at = 0.0
         self._thread_playing = False
         self._frames = self._underruns = self._dropped_bytes = self._flushes = 0
@@ -469,10 +474,19 @@ class SpeakerSink(_ClosedOnExit):
             samples = frame.to_ndarray()
             if self._stale_until and self._drop_stale(samples):
                 continue
-            if len(self._ring) > target and _peak(samples) < AUDIBLE_PEAK:
-                self._skipped_bytes += samples.nbytes
-                continue
+            if _peak(samples) < AUDIBLE_PEAK:
+                if len(self._ring) > target:
+                    self._skipped_bytes += samples.nbytes
+                    continue
+            elif self._ring and time.monotonic() - self._late_at > STEADY_NETWORK_SECONDS:
+                self._skip_queued_silence()
             self._dropped_bytes += self._ring.write(samples.tobytes())
+
+    def _skip_queued_silence(self) -> None:
+        """Let speech start now rather than behind the silence queued before it."""
+        if _peak(np.frombuffer(self._ring.peek(), dtype=np.int16)) < AUDIBLE_PEAK:
+            # Only the device thread takes from the ring meanwhile, so no speech is lost.
+            self._skipped_bytes += self._ring.clear()
 
     def _drop_stale(self, samples: np.ndarray) -> bool:
         """Return whether a frame after a flush is stale; silence or time ends the dropping."""
@@ -487,6 +501,7 @@ class SpeakerSink(_ClosedOnExit):
         data, missing = self._ring.read(sample_frames * self._format.channels * 2)
         if missing and self._fed:
             self._underruns += 1
+            self._late_at = time.monotonic()
         self._fed = not missing
         self._pulled_bytes += len(data)
         self._follow_playout(data)
