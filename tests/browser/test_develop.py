@@ -7,8 +7,10 @@ that scripts/develop documents, presses the start button and reads the entities.
 from __future__ import annotations
 
 from collections.abc import Callable
+import ipaddress
 from pathlib import Path
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,10 +29,29 @@ def _until(condition: Callable[[], bool], seconds: float = 15) -> None:
         time.sleep(0.1)
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """Return the addresses this machine's TCP sockets listen on at port (from /proc/net)."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:  # 0A: LISTEN
+                # The kernel prints each 32-bit word of the address in host (little) order.
+                words = [address[i : i + 8] for i in range(0, len(address), 8)]
+                raw = b"".join(bytes.fromhex(word)[::-1] for word in words)
+                addresses.add(str(ipaddress.ip_address(raw)))
+    return addresses
+
+
 @pytest.mark.timeout(180)
 def test_develop_starts_with_the_integration_set_up(dev_server: DevServer, tmp_path: Path) -> None:
     home_assistant = HomeAssistant(dev_server.url)
     home_assistant.log_in()  # as dev / dev-password, which scripts/develop prints
+    # A known login: nobody else on the network may reach it.
+    port = urlsplit(dev_server.url).port
+    assert port is not None
+    assert _listening_addresses(port) == {"127.0.0.1"}
 
     def state(entity_id: str) -> str:
         answer: dict[str, str] = home_assistant.request("GET", f"/api/states/{entity_id}")
