@@ -40,6 +40,16 @@ def virtual_audio() -> Iterator[None]:
 
 
 @pytest.fixture
+def virtual_audio_as_is() -> None:
+    """Require the virtual devices, not kept awake: for scripts/bench.
+
+    The keepalive streams set the sinks' timing (a 20 ms period) and add that to the measured
+    latency; the bench measures the timing that the integration's own streams set.
+    """
+    require_virtual_audio()
+
+
+@pytest.fixture
 def loopback_ice() -> Iterator[None]:
     """Let aioice gather a loopback host candidate (the harness's mock_network hides adapters)."""
     with patch("aioice.ice.get_host_addresses", return_value=["127.0.0.1"]):

@@ -66,7 +66,7 @@ from tests.virtual_audio import MIC, MIC_FEED, SPEAKER, SPEAKER_MONITOR, tone, w
 
 from .report import Metric, distribution, write
 
-pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio", "socket_enabled")
+pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "socket_enabled")
 
 QUICK = os.environ.get("RV_BENCH_QUICK") == "1"
 BACKEND = os.environ.get("RV_BENCH_BACKEND", "pulse")
