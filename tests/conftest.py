@@ -11,8 +11,22 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 
+from .error_log import ErrorLog
 from .simulator import Simulator
 from .virtual_audio import MIC, SPEAKER, busy_devices, require_virtual_audio
+
+
+@pytest.fixture(autouse=True)
+def error_log(request: pytest.FixtureRequest) -> Iterator[ErrorLog]:
+    """Fail the test on an ERROR record of ours, the simulator's, aiortc's, aioice's, asyncio's.
+
+    A task exception nobody retrieved included. Defined first, so that it is set up before
+    Home Assistant and checks after Home Assistant stopped.
+    """
+    with ErrorLog.watching(request.node) as log:
+        yield log
+        if unexpected := log.unexpected():
+            pytest.fail(f"ERROR records: {unexpected}")
 
 
 @pytest.fixture(autouse=True)

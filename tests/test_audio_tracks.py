@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import numpy as np
+import pytest
 
 from custom_components.realtime_voice.audio import (
     AudioDevice,
@@ -20,6 +21,7 @@ from custom_components.realtime_voice.audio import (
     EchoGate,
 )
 from custom_components.realtime_voice.audio.backend import (
+    AudioDeviceLostError,
     BlockHandler,
     BlockSource,
     DeviceStream,
@@ -34,6 +36,7 @@ from custom_components.realtime_voice.audio.tracks import (
 )
 
 from .audio_helpers import QueueTrack, until
+from .error_log import ErrorLog
 
 
 class _ScriptedStream:
@@ -54,6 +57,7 @@ class ScriptedBackend:
     def __init__(self) -> None:
         self.on_block: BlockHandler | None = None
         self.pull: BlockSource | None = None
+        self.output_failed: ErrorHandler | None = None
 
     def list_devices(self) -> list[AudioDevice]:
         return []
@@ -76,6 +80,7 @@ class ScriptedBackend:
         on_error: ErrorHandler,
     ) -> OutputDeviceStream:
         self.pull = pull
+        self.output_failed = on_error
         return _ScriptedStream()
 
     def close(self) -> None:
@@ -183,6 +188,47 @@ async def test_speech_starts_at_once_unless_the_network_was_late() -> None:
     assert sink.stats.underruns == 1
     assert not after_late.any()
     assert sink.stats.skipped_silence_ms == skipped
+
+
+async def _end_track_as_device_fails(*, device_first: bool) -> tuple[str, list[str]]:
+    """Play a track; end it and fail the device in one loop iteration, in the given order.
+
+    Return how play() ended and the device errors reported: only names and messages, so that
+    nothing of the run (tasks, tracebacks) is referenced any more when it returns.
+    """
+    backend = ScriptedBackend()
+    track = QueueTrack()
+    lost: list[str] = []
+    async with await SpeakerSink.open(
+        backend, on_device_lost=lambda err: lost.append(str(err))
+    ) as sink:
+        player = asyncio.create_task(sink.play(track))
+        track.put_samples(np.zeros(960, np.int16))
+        await until(lambda: sink.stats.frames == 1)  # the sink waits in recv() now
+        failed = backend.output_failed
+        assert failed is not None
+        fail = [lambda: failed(AudioDeviceLostError("unplugged"))]
+        end = [lambda: track.queue.put_nowait(None)]
+        for happen in fail + end if device_first else end + fail:
+            happen()
+        await asyncio.wait({player}, timeout=5)
+        outcome = player.exception()
+    return type(outcome).__name__, lost
+
+
+@pytest.mark.parametrize("device_first", [False, True], ids=["track_first", "device_first"])
+async def test_the_track_ending_as_the_device_fails_logs_no_error(
+    error_log: ErrorLog, *, device_first: bool
+) -> None:
+    """The remote track ends and the device fails in one loop iteration: no error is logged.
+
+    Either may be noticed first; the sink stops and reports the device, and leaves no task whose
+    exception nobody retrieves (asyncio logs those at ERROR when it collects them).
+    """
+    ended, lost = await _end_track_as_device_fails(device_first=device_first)
+    assert error_log.unexpected() == []
+    assert ended in {"NoneType", "AudioDeviceLostError"}
+    assert lost == ["unplugged"]
 
 
 def test_echo_gate_rules() -> None:

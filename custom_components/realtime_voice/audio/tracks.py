@@ -118,15 +118,6 @@ def _call_soon[*Ts](
         _LOGGER.debug("event loop closed; audio callback dropped")
 
 
-async def _cancel(*futures: asyncio.Future[Any] | None) -> None:
-    """Cancel the futures still pending and wait until they are done."""
-    pending = {future for future in futures if future is not None and not future.done()}
-    for future in pending:
-        future.cancel()
-    if pending:
-        await asyncio.wait(pending)
-
-
 def _peak(samples: np.ndarray) -> int:
     """Return the largest magnitude of int16 samples."""
     return int(np.abs(samples.astype(np.int32)).max(initial=0))
@@ -355,7 +346,8 @@ class SpeakerSink(_ClosedOnExit):
         self._stream: OutputDeviceStream | None = None
         self._format = AudioFormat()
         self._ring = PcmRing(0)
-        self._failed = asyncio.Event()
+        self._player: asyncio.Task[Any] | None = None
+        self._player_interrupted = False
         self._playing = False
         self._stale_until = 0.0
         # Written by the device thread only.
@@ -407,31 +399,43 @@ class SpeakerSink(_ClosedOnExit):
         return functools.partial(self._listeners.remove, listener)
 
     async def play(self, track: MediaStreamTrack) -> None:
-        """Consume the remote track until it ends, as soon as each frame is decoded."""
+        """Consume the remote track until it ends, as soon as each frame is decoded.
+
+        A device failure interrupts the wait for the next frame by cancelling this task, which
+        then raises the device's error. recv() is awaited here, never in a task of its own: a
+        track that ends as the device fails leaves no exception that nobody retrieves.
+        """
+        if self.error is not None:
+            raise self.error
         resampler = av.AudioResampler(
             format="s16", layout=_layout(self._format.channels), rate=self._format.rate
         )
-        failed = asyncio.ensure_future(self._failed.wait())
+        self._player = asyncio.current_task()
         try:
-            while (frame := await self._next_frame(track, failed)) is not None:
+            while (frame := await self._next_frame(track)) is not None:
                 if isinstance(frame, av.AudioFrame):
                     self._write(resampler.resample(frame))
         finally:
-            await _cancel(failed)
+            self._player = None
 
-    async def _next_frame(self, track: MediaStreamTrack, failed: asyncio.Future[Any]) -> object:
+    async def _next_frame(self, track: MediaStreamTrack) -> object:
         """Return the track's next frame, None once it ends; raise if the device fails first."""
-        received = asyncio.ensure_future(track.recv())
         try:
-            await asyncio.wait((received, failed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await _cancel(received)
-        if self.error is not None:
-            raise self.error
-        try:
-            return received.result()
+            return await track.recv()
         except MediaStreamError:
             return None
+        except asyncio.CancelledError:
+            if (error := self.error) is not None and self._only_interrupted():
+                raise error from None
+            raise
+
+    def _only_interrupted(self) -> bool:
+        """Return whether the device failure alone cancelled the player, not its owner too."""
+        player = asyncio.current_task()
+        if not self._player_interrupted or player is None:
+            return False
+        self._player_interrupted = False
+        return player.uncancel() == 0
 
     def flush(self) -> None:
         """Drop everything queued for the speaker, in the sink and in the device: silence now.
@@ -533,7 +537,9 @@ class SpeakerSink(_ClosedOnExit):
             return
         self.error = err
         _LOGGER.warning("Speaker lost: %s", err)
-        self._failed.set()
+        if self._player is not None:
+            self._player_interrupted = True
+            self._player.cancel("the speaker failed")
         self._set_playing(playing=False)
         if self._on_device_lost is not None:
             self._on_device_lost(err)
