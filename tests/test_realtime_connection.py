@@ -46,6 +46,7 @@ from custom_components.realtime_voice.realtime.events import (
 )
 from custom_components.realtime_voice.realtime.keys import check_api_key
 
+from .error_log import ErrorLog
 from .simulator import CallFunction, Reply, Simulator
 from .simulator.voice import PlaybackTrack, tone
 
@@ -474,9 +475,13 @@ async def test_a_session_update_the_server_refuses(
 
 
 async def test_odd_messages_and_a_failing_owner_do_not_stop_the_session(
-    simulator: Simulator, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    simulator: Simulator,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    error_log: ErrorLog,
 ) -> None:
     """A JSON value that is not an object is dropped; an owner that raises is logged."""
+    error_log.expect("Error handling Realtime event session.created")
     recorder = Recorder()
     failures = 0
 

@@ -467,6 +467,29 @@ async def test_hangup_closes_the_peer(simulator: Simulator, client: PlainClient)
 # --- Faults -------------------------------------------------------------------------------
 
 
+async def test_dtls_closed_on_hangup(simulator: Simulator, client: PlainClient) -> None:
+    """With the fault, DTLS is closed when the hang-up is answered, SCTP not yet; then the rest.
+
+    The SCTP association is still up when DTLS goes, so its ABORT can never reach the client:
+    the client learns of the end from close_notify alone, as from a peer built on pion.
+    """
+    simulator.faults.dtls_closed_on_hangup = True
+    call = await _connect(simulator, client)
+    client_sctp = client.pc.sctp
+    assert client_sctp is not None
+    status, _, _ = await _post(
+        simulator, f"/v1/realtime/calls/{client.call_id}/hangup", key=simulator.api_key
+    )
+    assert status == 200
+    assert call._pc.sctp.transport.state == "closed"
+    assert call._pc.sctp.state == "connected"
+    async with asyncio.timeout(5):
+        while client_sctp.transport.state != "closed":  # noqa: ASYNC110 - aiortc has no event
+            await asyncio.sleep(0.01)
+    await call.wait_closed()
+    assert call.hung_up
+
+
 async def test_hanging_calls_endpoint(simulator: Simulator, client: PlainClient) -> None:
     simulator.faults.hang_calls = True
     with pytest.raises(TimeoutError):

@@ -199,6 +199,20 @@ class SimulatedCall:
         self.frozen = True
         self._track.freeze()
 
+    async def close_dtls(self) -> None:
+        """Close DTLS at once and nothing else yet, as a peer built on pion does on hang-up.
+
+        No SCTP ABORT, no RTCP BYE: the client learns of the end only from DTLS's close_notify,
+        while its SCTP association is still established. Nothing more goes out; close() does
+        the rest.
+        """
+        self.freeze()
+        transports = [transceiver.receiver.transport for transceiver in self._pc.getTransceivers()]
+        if self._pc.sctp is not None:
+            transports.append(self._pc.sctp.transport)
+        for transport in {id(transport): transport for transport in transports}.values():
+            await transport.stop()
+
     async def drop(self) -> None:
         """Lose the peer abruptly: stop everything and close without a goodbye event."""
         await self.close()

@@ -34,3 +34,7 @@ class Faults:
     """Client events of these types are answered with a `server_error` and not acted upon."""
     duplicate_events: bool = False
     """Every server event goes out twice, with the same event_id, like a retransmitting relay."""
+    dtls_closed_on_hangup: bool = False
+    """`POST …/hangup` closes the peer's DTLS at once, without an SCTP ABORT before it, and
+    answers only then: the order of a peer built on pion (the Go WebRTC stack), whose client
+    learns of the end from DTLS while its SCTP association still looks established."""

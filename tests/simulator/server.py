@@ -275,6 +275,8 @@ class Simulator:
         if call is None:
             raise ApiError(404, "call_not_found", f"Call not found: {call_id}", "call_id")
         call.hung_up = True
+        if call.faults.dtls_closed_on_hangup:
+            await call.close_dtls()
         task = asyncio.create_task(call.close(), name=f"simulator hangup {call_id}")
         self._hangups.add(task)
         task.add_done_callback(self._hangups.discard)

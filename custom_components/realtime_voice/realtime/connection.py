@@ -434,7 +434,12 @@ class RealtimeConnection:
         return total
 
     async def _teardown(self) -> None:
-        """Stop the watchdog, hang up, close the channel and the peer, each bounded."""
+        """Stop the watchdog, close the peer, then hang up, each bounded.
+
+        The peer closes first, in one step that also ends the channel: a server may close DTLS
+        as soon as it gets the hang-up (pion does), and a channel closed on its own after that
+        would send its stream reset in a task of aiortc's that fails unseen.
+        """
         self._closing = True
         current = asyncio.current_task()
         if self._watchdog is not None and self._watchdog is not current:
@@ -444,13 +449,12 @@ class RealtimeConnection:
         for future in self._session_updates.values():
             if not future.done():
                 future.set_exception(NotConnectedError("the connection closed"))
-        await self._hang_up()
-        self._channel.close()
         try:
             async with asyncio.timeout(self._timeouts.close):
                 await self._pc.close()
         except TimeoutError:
             _LOGGER.warning("The WebRTC peer did not close within %s s", self._timeouts.close)
+        await self._hang_up()
 
     async def _hang_up(self) -> None:
         """Tell the server the call is over; best effort, it ends anyway when the peer goes."""
