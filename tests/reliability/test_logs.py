@@ -16,8 +16,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import EVENT_SESSION_ENDED, EVENT_TRANSCRIPT
 from tests.error_log import ErrorLog
-from tests.integration import ASSISTANT_SPEAKING, EventLog, StateHistory, assert_recovered
-from tests.integration import speak_into_mic
+from tests.integration import (
+    ASSISTANT_SPEAKING,
+    EventLog,
+    StateHistory,
+    assert_recovered,
+    speak_into_mic,
+)
 from tests.simulator import Reply, Simulator
 from tests.virtual_audio import speech_wav
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-import gc
 import logging
-import os
-from pathlib import Path
-import threading
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -27,41 +22,11 @@ from tests.integration import EventLog, assert_recovered
 from tests.simulator import Reply, SimulatedCall, Simulator
 
 from .common import act
+from .resources import Usage
 
 SESSIONS = 200
 WARM_UP = 20
 """Sessions run before the first measurement: caches, pools and lazy imports fill up."""
-RSS_GROWTH_BOUND = 24 * 1024 * 1024
-"""Bytes RSS may grow after the warm-up (the allocator keeps freed arenas; a leak of 100 kB a
-session would be 18 MB over 180 sessions and still pass only just)."""
-FD_GROWTH_BOUND = 4
-"""Descriptors that may come and go with pooled keep-alive connections."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the process holds."""
-
-    rss: int
-    threads: int
-    fds: int
-
-    @classmethod
-    def now(cls) -> Usage:
-        gc.collect()
-        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
-        return cls(
-            pages * os.sysconf("SC_PAGE_SIZE"),
-            threading.active_count(),
-            len(list(Path("/proc/self/fd").iterdir())),
-        )
-
-    def assert_flat(self, later: Usage) -> None:
-        """Fail if resources grew beyond the bounds."""
-        print(f"before {self}, after {later}")  # noqa: T201 - the soak's figures, shown with -s
-        assert later.threads <= self.threads
-        assert later.fds <= self.fds + FD_GROWTH_BOUND
-        assert later.rss - self.rss < RSS_GROWTH_BOUND
 
 
 @pytest.fixture
@@ -94,13 +59,13 @@ async def test_two_hundred_short_conversations(
     before: Usage | None = None
     for index in range(SESSIONS):
         if index == WARM_UP:
-            before = Usage.now()
+            before = await Usage.settled()
         await act(hass, "start_conversation")
         await act(hass, "end_conversation")
         await assert_recovered(hass, simulator)
         await _forget_calls(simulator)
     assert before is not None
-    before.assert_flat(Usage.now())
+    before.assert_flat(await Usage.settled())
     assert [event["reason"] for event in ended.events] == ["user"] * SESSIONS
 
 
@@ -162,7 +127,7 @@ async def test_a_thirty_minute_conversation(
     before: Usage | None = None
     for minute in range(1, 31):
         if minute == 6:
-            before = Usage.now()
+            before = await Usage.settled()
         await clock.advance(60)
         await _user_says(call, minute)
         # The turn must reach the box before the clock moves on, or its idle timer wins.
@@ -173,7 +138,7 @@ async def test_a_thirty_minute_conversation(
             await transcripts.wait_for(lambda data, m=minute: data["text"] == f"It is minute {m}.")
         assert not ended.events, f"ended after {minute} minutes: {ended.events}"
     assert before is not None
-    before.assert_flat(Usage.now())
+    before.assert_flat(await Usage.settled())
     assert box.runtime_data.session.state.active
     user_turns = [event["text"] for event in transcripts.events if event["role"] == "user"]
     assert user_turns == [f"Minute {minute}." for minute in range(1, 31)]
