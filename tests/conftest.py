@@ -20,8 +20,8 @@ from .virtual_audio import MIC, SPEAKER, busy_devices, require_virtual_audio
 def error_log(request: pytest.FixtureRequest) -> Iterator[ErrorLog]:
     """Fail the test on an ERROR record of ours, the simulator's, aiortc's, aioice's, asyncio's.
 
-    A task exception nobody retrieved included. Defined first, so that it is set up before
-    Home Assistant and checks after Home Assistant stopped.
+    A task exception nobody retrieved included. A test that causes one on purpose says so with
+    error_log.expect(text).
     """
     with ErrorLog.watching(request.node) as log:
         yield log
@@ -30,8 +30,12 @@ def error_log(request: pytest.FixtureRequest) -> Iterator[ErrorLog]:
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Load integrations from custom_components in every test."""
+def auto_enable_custom_integrations(error_log: ErrorLog, enable_custom_integrations: None) -> None:
+    """Load integrations from custom_components in every test.
+
+    The error log comes first: set up before Home Assistant, it checks after Home Assistant has
+    stopped, so what the stop logs counts too.
+    """
 
 
 @pytest.fixture(autouse=True)

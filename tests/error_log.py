@@ -36,6 +36,12 @@ def _watched(name: str) -> bool:
     )
 
 
+def _describe(record: logging.LogRecord) -> str:
+    """Return a record's logger, message and exception, in one line."""
+    exception = record.exc_info[1] if record.exc_info else None
+    return f"{record.name}: {record.getMessage()}" + (f" ({exception!r})" if exception else "")
+
+
 class ErrorLog(logging.Handler):
     """Collects the ERROR records of the watched loggers while it is installed."""
 
@@ -70,7 +76,7 @@ class ErrorLog(logging.Handler):
         gc.collect()
         records, self.records = self.records, []
         return [
-            f"{record.name}: {record.getMessage()}"
+            _describe(record)
             for record in records
             if not any(text in record.getMessage() for text in self._expected)
         ]

@@ -569,14 +569,16 @@ async def test_drop_and_raw_injection(simulator: Simulator, client: PlainClient)
 async def test_frozen_peer_goes_silent(simulator: Simulator, client: PlainClient) -> None:
     call = await _connect(simulator, client)
     await client.wait_until(lambda: client.audio_frames or None)
-    frozen_at = time.monotonic()
     call.freeze()
     client.send({"type": "response.create"})
     await call.wait_for_client_event("response.create")
     with pytest.raises(TimeoutError):
         await client.wait_for_event("response.created", timeout=0.5)
-    # The jitter buffer may still hand out a few frames; then nothing arrives at all.
-    assert not [at for at, _ in client.audio_frames if at > frozen_at + 0.3]
+    # The jitter buffer may still hand out a few frames (late, on a loaded machine); then
+    # nothing arrives at all, where a live peer sends 25 frames in half a second.
+    received = len(client.audio_frames)
+    await asyncio.sleep(0.5)
+    assert len(client.audio_frames) == received
     assert client.pc.connectionState == "connected"
 
 

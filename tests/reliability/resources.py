@@ -46,6 +46,18 @@ def _pool_name(worker: threading.Thread) -> str:
     return worker.name.rsplit("_", 1)[0]
 
 
+def _descriptors() -> Counter[str]:
+    """Return the open descriptors by kind (`socket`, `pipe`, `anon_inode:[eventfd]`, a path)."""
+    kinds: Counter[str] = Counter()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except FileNotFoundError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        kinds[target.split(":[", 1)[0] if target.startswith(("socket", "pipe")) else target] += 1
+    return kinds
+
+
 def _busy(worker: threading.Thread) -> bool:
     """Return whether a pool worker is running a job (an idle one waits in `_worker` itself)."""
     frame = sys._current_frames().get(worker.ident or -1)
@@ -57,7 +69,8 @@ class Usage:
     """What the process holds at one moment."""
 
     rss: int
-    fds: int
+    fds: Counter[str]
+    """Open descriptors by kind."""
     threads: Counter[str] = field(default_factory=Counter)
     """Names of the live threads that are neither pool workers nor native threads."""
     pools: dict[str, int] = field(default_factory=dict)
@@ -73,7 +86,7 @@ class Usage:
         workers = _pool_workers()
         return cls(
             rss=pages * os.sysconf("SC_PAGE_SIZE"),
-            fds=len(list(Path("/proc/self/fd").iterdir())),
+            fds=_descriptors(),
             threads=Counter(
                 thread.name
                 for thread in threading.enumerate()
@@ -99,5 +112,6 @@ class Usage:
         assert not later.threads - self.threads, "threads outlived their conversation"
         assert not later.busy_workers, "executor jobs never returned"
         assert all(count <= POOL_WORKERS_BOUND for count in later.pools.values())
-        assert later.fds <= self.fds + FD_GROWTH_BOUND
+        grown = later.fds - self.fds
+        assert later.fds.total() <= self.fds.total() + FD_GROWTH_BOUND, f"descriptors {grown}"
         assert later.rss - self.rss < RSS_GROWTH_BOUND
