@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, override
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import Event, HomeAssistant, callback
@@ -37,8 +37,10 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
     floor_registry as fr,
+    llm,
 )
 from homeassistant.setup import async_setup_component
+import probatio
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.risk import HIGH_RISK_LABEL
@@ -276,6 +278,48 @@ def _place(hass: HomeAssistant, areas: dict[str, str]) -> str:
     for entity_id in UNEXPOSED:
         async_expose_entity(hass, "conversation", entity_id, should_expose=False)
     return device.id
+
+
+class SecondAPI(llm.API):
+    """A second, real LLM API: one tool that acts on entities, one that only reads."""
+
+    @override
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        return llm.APIInstance(self, "", llm_context, [SwitchOnTool(), WhatTimeTool()])
+
+
+class SwitchOnTool(llm.Tool):
+    """Turns on any entity by id: a shape the router cannot see into."""
+
+    name = "switch_on"
+    description = "Turn on an entity"
+    parameters = probatio.Schema({probatio.Required("entity_id"): str})
+    integration = "test"
+
+    @override
+    async def async_call(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> llm.ToolResult:
+        entity_id = tool_input.tool_args["entity_id"]
+        await hass.services.async_call(
+            "homeassistant", "turn_on", {"entity_id": entity_id}, blocking=True
+        )
+        return llm.ToolResult({"success": True})
+
+
+class WhatTimeTool(llm.Tool):
+    """Reads only (and says so)."""
+
+    name = "what_time"
+    description = "Tell the time"
+    annotations = llm.ToolAnnotations(read_only=True)
+    integration = "test"
+
+    @override
+    async def async_call(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> llm.ToolResult:
+        return llm.ToolResult({"time": "noon"})
 
 
 class ChangeRecorder:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 import itertools
 import json
-from typing import Any, override
+from typing import Any
 
 from homeassistant.components.intent import async_register_timer_handler
 from homeassistant.core import HomeAssistant
@@ -22,7 +22,6 @@ from homeassistant.helpers import (
     llm,
 )
 from homeassistant.setup import async_setup_component
-import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -34,51 +33,9 @@ from custom_components.realtime_voice.tools import ToolPolicy, ToolRouter
 from custom_components.realtime_voice.user_tools import UserTool
 
 from .integration import EventLog
-from .safety_home import ChangeRecorder, SafetyHome, build_safety_home, protected
+from .safety_home import ChangeRecorder, SafetyHome, SecondAPI, build_safety_home, protected
 
 _IDS = itertools.count()
-
-
-class SecondAPI(llm.API):
-    """A second, real LLM API: one tool that acts on entities, one that only reads."""
-
-    @override
-    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
-        return llm.APIInstance(self, "", llm_context, [SwitchOnTool(), WhatTimeTool()])
-
-
-class SwitchOnTool(llm.Tool):
-    """Turns on any entity by id: a shape the router cannot see into."""
-
-    name = "switch_on"
-    description = "Turn on an entity"
-    parameters = probatio.Schema({probatio.Required("entity_id"): str})
-    integration = "test"
-
-    @override
-    async def async_call(
-        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
-    ) -> llm.ToolResult:
-        entity_id = tool_input.tool_args["entity_id"]
-        await hass.services.async_call(
-            "homeassistant", "turn_on", {"entity_id": entity_id}, blocking=True
-        )
-        return llm.ToolResult({"success": True})
-
-
-class WhatTimeTool(llm.Tool):
-    """Reads only (and says so)."""
-
-    name = "what_time"
-    description = "Tell the time"
-    annotations = llm.ToolAnnotations(read_only=True)
-    integration = "test"
-
-    @override
-    async def async_call(
-        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
-    ) -> llm.ToolResult:
-        return llm.ToolResult({"time": "noon"})
 
 
 class Box:
