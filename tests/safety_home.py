@@ -49,7 +49,9 @@ FLAGS: Final = (
     "kitchen", "hall", "garage", "front_locked", "back_locked", "garage_open", "gate_open",
     "blind_open", "alarm_armed", "gate_opener", "heater", "radio",
 )  # fmt: skip
-"""The input_booleans behind the entities (`initial` on for locks and the alarm)."""
+"""The input_booleans behind the entities."""
+INITIALLY_ON: Final = frozenset({"front_locked", "back_locked", "alarm_armed"})
+"""The flags that start on: the locks are locked and the alarm armed."""
 
 HIGH_RISK: Final = frozenset(
     {
