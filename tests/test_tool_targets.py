@@ -379,3 +379,11 @@ async def test_entity_registry_changes_apply_at_once(hass: HomeAssistant, box: B
     er.async_get(hass).async_update_entity("light.hall_light", labels={HIGH_RISK_LABEL})
     assert refused(await box.call("intent__HassTurnOn", {"name": "Hall light"}))
     assert hass.states.get("light.hall_light").state == "off"
+
+
+async def test_a_validator_that_raises_anything_is_an_error_output(box: Box) -> None:
+    """HassLightSet's color validator raises AttributeError on a number: the model is told."""
+    await box.prepare()
+    output = await box.call("light__HassLightSet", {"color": 1})
+    assert output["error"] == "ValueError"
+    assert "not valid" in output["error_text"]

@@ -227,7 +227,7 @@ class ToolRouter:
         tool = next((tool for tool in self._api.tools if tool.name == name), None)
         if tool is None:
             raise HomeAssistantError(f'Tool "{name}" not found')
-        arguments = tool.parameters(_without_blank_slots(tool, arguments))
+        arguments = _validated(tool, arguments)
         self._api.llm_context.device_id = device_id
         resolution = resolve_tool_call(self.hass, tool, arguments, self._api.llm_context)
         self._decide(name, arguments, resolution)
@@ -342,6 +342,17 @@ def _refusal(names: list[str]) -> str:
         f"Not allowed: {', '.join(names)} cannot be operated by voice on this assistant. "
         "Tell the user that the owner can allow it in the Realtime Voice options."
     )
+
+
+def _validated(tool: llm.Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Validate the model's arguments with the tool's schema; any failure is a ValueError."""
+    try:
+        valid: dict[str, Any] = tool.parameters(_without_blank_slots(tool, arguments))
+    except probatio.Invalid:
+        raise
+    except Exception as err:  # other integrations' validators raise anything on bad input
+        raise ValueError(f"The arguments are not valid: {err!r}") from err
+    return valid
 
 
 def _without_blank_slots(tool: llm.Tool, arguments: dict[str, Any]) -> dict[str, Any]:
