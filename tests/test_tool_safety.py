@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from .integration import (
     EventLog,
     StateHistory,
     box_entry,
+    function_outputs,
     running_box,
     speak_into_mic,
 )
@@ -77,15 +77,6 @@ async def _ask(hass: HomeAssistant, simulator: Simulator, text: str) -> Simulate
     return simulator.calls[-1]
 
 
-def _outputs(call: SimulatedCall) -> list[dict[str, Any]]:
-    return [
-        json.loads(event["item"]["output"])
-        for _, event in call.client_events
-        if event["type"] == "conversation.item.create"
-        and event["item"]["type"] == "function_call_output"
-    ]
-
-
 async def _said(transcripts: EventLog, text: str) -> None:
     """Wait until the assistant said text."""
     await transcripts.wait_for(lambda data: data["role"] == "assistant" and data["text"] == text)
@@ -106,7 +97,7 @@ async def test_name_all_unlocks_nothing(
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     call = await _ask(hass, simulator, "Unlock everything")
     await _said(transcripts, "I cannot do that.")
-    [output] = _outputs(call)
+    [output] = function_outputs(call)
     assert output["error"] == "ToolRefusedError"
     assert "Front door" in output["error_text"]
     assert hass.states.get("lock.front_door").state == "locked"
@@ -126,7 +117,7 @@ async def test_a_second_api_does_not_switch_the_checks_off(
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     call = await _ask(hass, simulator, "Unlock the front door")
     await _said(transcripts, "Neither is allowed.")
-    assert [output["error"] for output in _outputs(call)] == ["ToolRefusedError"] * 2
+    assert [output["error"] for output in function_outputs(call)] == ["ToolRefusedError"] * 2
     assert hass.states.get("lock.front_door").state == "locked"
     assert hass.states.get("light.hall_light").state == "off"
     assert changes.changed == []
@@ -166,7 +157,7 @@ async def test_a_user_tool_cannot_open_the_garage_through_its_area(
     await _said(transcripts, "Not the garage.")
     await hass.services.async_call(DOMAIN, "send_text", {"text": "the office"}, blocking=True)
     await _said(transcripts, "The blind is open.")
-    refused, done = _outputs(simulator.calls[-1])
+    refused, done = function_outputs(simulator.calls[-1])
     assert refused["error"] == "ToolRefusedError"
     assert done == {"success": True}
     assert hass.states.get("cover.garage_door").state == "closed"
@@ -189,7 +180,10 @@ async def test_an_allowed_unlock_waits_for_the_spoken_answer(
     assistant = StateHistory(hass, ASSISTANT_SPEAKING)
     call = await _ask(hass, simulator, "Unlock the front door")
     await _said(transcripts, "Shall I unlock the front door?")
-    assert [output.get("confirmation_required") for output in _outputs(call)] == [True, True]
+    assert [output.get("confirmation_required") for output in function_outputs(call)] == [
+        True,
+        True,
+    ]
     assert hass.states.get("lock.front_door").state == "locked"
     await assistant.until(lambda: assistant.states[-1] == "off")
     await asyncio.sleep(0.5)  # half duplex: the microphone opens 0.3 s after the answer
@@ -219,7 +213,7 @@ async def test_two_calls_in_one_response_get_one_answer(
     call = await _ask(hass, simulator, "Lights on in the kitchen and the hall")
     await _said(transcripts, "Both are on.")
     await call.wait_for_server_event("output_audio_buffer.stopped")
-    assert len(_outputs(call)) == 2
+    assert len(function_outputs(call)) == 2
     assert hass.states.get("light.kitchen_light").state == "on"
     assert hass.states.get("light.hall_light").state == "on"
     creates = _creates(call)
@@ -255,7 +249,7 @@ async def test_a_batch_past_the_limit_gets_one_last_answer_without_tools(
     call = await _ask(hass, simulator, "Lights, lights, lights")
     await _said(transcripts, "That is enough.")
     await call.wait_for_server_event("output_audio_buffer.stopped")
-    outputs = _outputs(call)
+    outputs = function_outputs(call)
     assert ["error" in output for output in outputs] == [False, False, True, True]
     creates = [event for _, event in _creates(call)]
     assert [event.get("response", {}).get("tool_choice") for event in creates] == [None, "none"]

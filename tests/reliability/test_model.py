@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-import json
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -19,7 +18,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import EVENT_TOOL_CALL, EVENT_TRANSCRIPT
-from tests.integration import GARAGE, KITCHEN, EventLog, assert_recovered
+from tests.integration import GARAGE, KITCHEN, EventLog, assert_recovered, function_outputs
 from tests.simulator import CallFunction, Reply, SimulatedCall, Simulator
 
 from .common import act
@@ -72,20 +71,11 @@ async def _scripts(hass: HomeAssistant) -> None:
 
 async def _outputs(call: SimulatedCall, count: int) -> list[dict[str, Any]]:
     """Wait for `count` function_call_outputs from the box; return them decoded."""
-
-    def outputs() -> list[dict[str, Any]]:
-        return [
-            json.loads(event["item"]["output"])
-            for _, event in call.client_events
-            if event["type"] == "conversation.item.create"
-            and event["item"]["type"] == "function_call_output"
-        ]
-
     async with asyncio.timeout(15):
-        while len(outputs()) < count:
+        while len(function_outputs(call)) < count:
             created = sum(e["type"] == "conversation.item.create" for _, e in call.client_events)
             await call.wait_for_client_event("conversation.item.create", index=created)
-    return outputs()
+    return function_outputs(call)
 
 
 @pytest.mark.parametrize("bad", BAD_CALLS, ids=[bad.name for bad in BAD_CALLS])
