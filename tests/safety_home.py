@@ -37,6 +37,7 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
     floor_registry as fr,
+    intent,
     llm,
 )
 from homeassistant.setup import async_setup_component
@@ -283,11 +284,40 @@ def _place(hass: HomeAssistant, areas: dict[str, str]) -> str:
 
 
 class SecondAPI(llm.API):
-    """A second, real LLM API: one tool that acts on entities, one that only reads."""
+    """A second, real LLM API.
+
+    Its tools: one that acts on entities in its own way, one that only reads, an intent of
+    Home Assistant's own service handler, and an intent of a custom handler class.
+    """
 
     @override
     async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
-        return llm.APIInstance(self, "", llm_context, [SwitchOnTool(), WhatTimeTool()])
+        handlers = {handler.intent_type: handler for handler in intent.async_get(self.hass)}
+        tools: list[llm.Tool] = [SwitchOnTool(), WhatTimeTool()]
+        tools.extend(
+            llm.IntentTool(intent_type, handlers[intent_type], integration="test")
+            for intent_type in (PLAIN_INTENT, CUSTOM_INTENT)
+            if intent_type in handlers
+        )
+        return llm.APIInstance(self, "", llm_context, tools)
+
+
+PLAIN_INTENT: Final = "TestSwitchOn"
+CUSTOM_INTENT: Final = "TestCustomOn"
+
+
+class CustomOnHandler(intent.ServiceIntentHandler):
+    """A custom integration's handler: it may act on other entities than it matched."""
+
+
+@callback
+def register_second_api(hass: HomeAssistant) -> None:
+    """Register the second API and the intents it offers."""
+    intent.async_register(
+        hass, intent.ServiceIntentHandler(PLAIN_INTENT, "homeassistant", "turn_on")
+    )
+    intent.async_register(hass, CustomOnHandler(CUSTOM_INTENT, "homeassistant", "turn_on"))
+    llm.async_register_api(hass, SecondAPI(hass=hass, id="second", name="Second"))
 
 
 class SwitchOnTool(llm.Tool):

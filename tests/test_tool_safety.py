@@ -14,7 +14,7 @@ from typing import Any
 
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import area_registry as ar, device_registry as dr, llm
+from homeassistant.helpers import area_registry as ar, device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -37,7 +37,7 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
-from .safety_home import ChangeRecorder, SecondAPI, build_safety_home, protected
+from .safety_home import ChangeRecorder, build_safety_home, protected, register_second_api
 from .simulator import CallFunction, CallFunctions, Reply, SimulatedCall, Simulator
 from .virtual_audio import speech_wav
 
@@ -57,7 +57,7 @@ async def box(
     hass: HomeAssistant, simulator: Simulator, options: dict[str, Any]
 ) -> AsyncIterator[MockConfigEntry]:
     """Set up the safety home and a box in its kitchen, with a second LLM API registered."""
-    llm.async_register_api(hass, SecondAPI(hass=hass, id="second", name="Second"))
+    register_second_api(hass)
     async with running_box(hass, box_entry(simulator, options=options)) as entry:
         [device] = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
         await build_safety_home(hass, device.id)

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from homeassistant.components.intent import async_register_timer_handler
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, intent, llm
+from homeassistant.helpers import device_registry as dr, intent
 from hypothesis import HealthCheck, given, settings, strategies as st
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -38,9 +38,9 @@ from .safety_home import (
     INITIALLY_ON,
     UNEXPOSED,
     ChangeRecorder,
-    SecondAPI,
     build_safety_home,
     protected,
+    register_second_api,
 )
 
 EXAMPLES: Final = 300
@@ -85,7 +85,7 @@ async def test_no_call_changes_what_it_may_not(hass: HomeAssistant) -> None:
     )
     await build_safety_home(hass, device.id)
     unregister = async_register_timer_handler(hass, device.id, lambda *_: None)
-    llm.async_register_api(hass, SecondAPI(hass=hass, id="second", name="Second"))
+    register_second_api(hass)
     tools = {apis: await _offered_tools(hass, apis, device.id) for apis in API_SETS}
     examples = 0
 

@@ -19,7 +19,6 @@ from homeassistant.helpers import (
     area_registry as ar,
     device_registry as dr,
     entity_registry as er,
-    llm,
 )
 from homeassistant.setup import async_setup_component
 import pytest
@@ -33,7 +32,13 @@ from custom_components.realtime_voice.tools import ToolPolicy, ToolRouter
 from custom_components.realtime_voice.user_tools import UserTool
 
 from .integration import EventLog
-from .safety_home import ChangeRecorder, SafetyHome, SecondAPI, build_safety_home, protected
+from .safety_home import (
+    ChangeRecorder,
+    SafetyHome,
+    build_safety_home,
+    protected,
+    register_second_api,
+)
 
 _IDS = itertools.count()
 
@@ -77,7 +82,7 @@ async def box(hass: HomeAssistant) -> AsyncIterator[Box]:
     )
     home = await build_safety_home(hass, device.id)
     unregister = async_register_timer_handler(hass, device.id, lambda *_: None)
-    llm.async_register_api(hass, SecondAPI(hass=hass, id="second", name="Second"))
+    register_second_api(hass)
     result = Box(hass, device.id, home)
     yield result
     unregister()
@@ -134,6 +139,19 @@ async def test_a_tool_whose_targets_are_unknown_is_refused(hass: HomeAssistant, 
     assert "does not say what it would change" in output["error_text"]
     assert hass.states.get("light.hall_light").state == "off"
     assert await box.call("second__what_time") == {"time": "noon"}
+
+
+async def test_intents_of_another_api_are_resolved_too(hass: HomeAssistant, box: Box) -> None:
+    """Another API's intents: Home Assistant's own handler is checked, a custom one refused."""
+    await box.prepare(llm_apis=("assist", "second"))
+    assert refused(await box.call("second__TestSwitchOn", {"name": "Front door"}))
+    await box.call("second__TestSwitchOn", {"name": "Hall light"})
+    assert hass.states.get("light.hall_light").state == "on"
+    output = await box.call("second__TestCustomOn", {"name": "Kitchen light"})
+    assert refused(output)
+    assert "not known" in output["error_text"]
+    assert hass.states.get("light.kitchen_light").state == "off"
+    assert box.changes.changed == []
 
 
 # --- Finding 3: no over-refusal ----------------------------------------------------------------

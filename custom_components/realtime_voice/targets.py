@@ -1,6 +1,6 @@
 """What a tool call would change, resolved before it runs the way Home Assistant will resolve it.
 
-- Intents of Home Assistant's service handlers: the handler's own slot rules (blank slots
+- Intents of Home Assistant's own service handlers: the handler's slot rules (blank slots
   dropped, `name: all` means every entity, the handler's required domains, features and states,
   the box's area as the preferred area) and Home Assistant's own `async_match_targets`.
 - Home Assistant's intents with a handler of their own: every exposed entity of the domains the
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from homeassistant.core import HomeAssistant, split_entity_id
 from homeassistant.helpers import intent, llm
@@ -163,10 +163,7 @@ def _resolve_intent(
     kind = _qualified_name(handler)
     if kind in _NO_ENTITY_HANDLERS:
         return _no_entity(slots)
-    if isinstance(handler, intent.DynamicServiceIntentHandler) and (
-        type(handler).async_handle is intent.DynamicServiceIntentHandler.async_handle
-        or kind in _BASE_MATCHING_HANDLERS
-    ):
+    if _matches_as_the_base_does(handler, kind):
         return _service_intent_match(hass, handler, slots, context.assistant)
     if kind in _SCOPED_HANDLERS:
         domains, slot_names = _SCOPED_HANDLERS[kind]
@@ -181,6 +178,23 @@ def _no_entity(slots: Mapping[str, Any]) -> Resolution:
     if "conversation_command" in slots:
         return Resolution(unknown="a timer that runs a command later is not checked")
     return NOTHING
+
+
+def _matches_as_the_base_does(
+    handler: intent.IntentHandler, kind: str
+) -> TypeGuard[intent.DynamicServiceIntentHandler]:
+    """Return whether a Home Assistant service handler matches its targets as the base does.
+
+    Only Home Assistant's own: a custom integration's subclass may act on other entities.
+    """
+    return (
+        isinstance(handler, intent.DynamicServiceIntentHandler)
+        and kind.startswith("homeassistant.")
+        and (
+            type(handler).async_handle is intent.DynamicServiceIntentHandler.async_handle
+            or kind in _BASE_MATCHING_HANDLERS
+        )
+    )
 
 
 def _intent_slots(
