@@ -14,6 +14,9 @@ backed by input_booleans, so a test sees what really changed. What is high-risk,
 | switch.gate_opener | yes | Garage | its device is labelled `voice_high_risk` |
 | script.open_garage | yes | - | it opens cover.garage_door |
 | script.open_gate | yes | - | labelled `voice_high_risk` itself |
+| script.wake_up | yes | - | it runs script.open_garage |
+| script.ping, script.pong | yes | - | - (they run each other; they change nothing risky) |
+| script.light_if_locked | yes | - | - (it only looks at the front door, in a condition) |
 | script.switch_by_name | yes | - | - (its target is a template: unknown) |
 | script.good_morning | yes | - | - (turns on the kitchen light) |
 | light.kitchen_light, light.hall_light | yes | Kitchen, Hall | - |
@@ -64,6 +67,7 @@ HIGH_RISK: Final = frozenset(
         "switch.gate_opener",
         "script.open_garage",
         "script.open_gate",
+        "script.wake_up",
     }
 )
 UNEXPOSED: Final = frozenset({"lock.back_door", "light.garage_light"})
@@ -178,6 +182,30 @@ SCRIPTS: Final = {
     "good_morning": {
         "alias": "Good morning",
         "sequence": [{"action": "light.turn_on", "target": {"entity_id": "light.kitchen_light"}}],
+    },
+    "wake_up": {
+        "alias": "Wake up",
+        "sequence": [
+            {"action": "light.turn_on", "target": {"entity_id": "light.kitchen_light"}},
+            {"action": "script.open_garage"},
+        ],
+    },
+    "ping": {"alias": "Ping", "sequence": [{"action": "script.pong"}]},
+    "pong": {
+        "alias": "Pong",
+        "sequence": [
+            {"condition": "state", "entity_id": "light.hall_light", "state": "on"},
+            {"action": "script.turn_on", "target": {"entity_id": "script.ping"}},
+        ],
+    },
+    "light_if_locked": {
+        "alias": "Light if locked",
+        "sequence": [
+            {
+                "if": [{"condition": "state", "entity_id": "lock.front_door", "state": "locked"}],
+                "then": [{"action": "light.turn_on", "target": {"entity_id": "light.hall_light"}}],
+            }
+        ],
     },
     "switch_by_name": {
         "alias": "Switch by name",

@@ -215,11 +215,32 @@ async def test_an_area_label_marks_everything_in_it(hass: HomeAssistant, box: Bo
     assert hass.states.get("cover.office_blind").state == "closed"
 
 
-async def test_a_harmless_script_runs(hass: HomeAssistant, box: Box) -> None:
+async def test_a_script_that_runs_a_risky_script_is_high_risk(box: Box) -> None:
+    """Scripts run by name are followed: wake_up runs open_garage, which opens the garage."""
+    await box.prepare()
+    output = await box.call("script__wake_up")
+    assert refused(output)
+    assert "Garage door" in output["error_text"]
+    assert box.changes.changed == []
+
+
+@pytest.mark.parametrize(
+    ("script", "changed"),
+    [
+        ("good_morning", "light.kitchen_light"),
+        ("light_if_locked", "light.hall_light"),  # the lock is only looked at
+        ("ping", None),  # ping and pong run each other: each is followed once
+    ],
+)
+async def test_a_harmless_script_runs(
+    hass: HomeAssistant, box: Box, script: str, changed: str | None
+) -> None:
     """A script that reaches nothing high-risk runs like any exposed script."""
     await box.prepare()
-    await box.call("script__good_morning")
-    assert hass.states.get("light.kitchen_light").state == "on"
+    output = await box.call(f"script__{script}")
+    assert "error" not in output, output
+    if changed is not None:
+        assert hass.states.get(changed).state == "on"
 
 
 async def test_intent_scripts_are_judged_by_their_action(hass: HomeAssistant, box: Box) -> None:
