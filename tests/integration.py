@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+import json
 from pathlib import Path
 import threading
 from typing import Any
@@ -26,7 +27,7 @@ from custom_components.realtime_voice.const import (
     DOMAIN,
 )
 
-from .simulator import Simulator
+from .simulator import SimulatedCall, Simulator
 from .virtual_audio import MIC, MIC_FEED, SPEAKER, open_streams
 
 STATE = "sensor.realtime_voice_state"
@@ -143,6 +144,16 @@ async def build_home(hass: HomeAssistant) -> None:
     async_expose_entity(hass, "conversation", KITCHEN, should_expose=True)
     async_expose_entity(hass, "conversation", FRONT_DOOR, should_expose=True)
     async_expose_entity(hass, "conversation", GARAGE, should_expose=False)
+
+
+def function_outputs(call: SimulatedCall) -> list[dict[str, Any]]:
+    """Return the function_call_outputs the box sent on a call, decoded, in order."""
+    return [
+        json.loads(event["item"]["output"])
+        for _, event in call.client_events
+        if event["type"] == "conversation.item.create"
+        and event["item"]["type"] == "function_call_output"
+    ]
 
 
 def open_udp_sockets() -> list[int]:

@@ -15,6 +15,7 @@ from custom_components.realtime_voice.const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
+    CONF_CONFIRM_RISKY_ACTIONS,
     CONF_IDLE_TIMEOUT,
     CONF_INPUT_DEVICE,
     CONF_INSTRUCTIONS,
@@ -85,6 +86,7 @@ async def test_the_whole_flow_creates_a_box(hass: HomeAssistant, simulator: Simu
     assert options[CONF_VOICE] == "cedar"
     assert options[CONF_MODEL] == "gpt-realtime-mini"
     assert options[CONF_ALLOW_RISKY_ACTIONS] is False
+    assert options[CONF_CONFIRM_RISKY_ACTIONS] is True
     assert options[CONF_LLM_HASS_API] == ["assist"]
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.state is config_entries.ConfigEntryState.LOADED
@@ -203,6 +205,7 @@ async def test_options_apply_to_the_next_conversation(
             "turn_detection": "semantic_vad",
             "vad_eagerness": "low",
             CONF_ALLOW_RISKY_ACTIONS: True,
+            CONF_CONFIRM_RISKY_ACTIONS: False,
             "tool_timeout": 5,
             "max_tool_calls": 3,
             "price_audio_input": 32,
@@ -220,6 +223,7 @@ async def test_options_apply_to_the_next_conversation(
     assert settings.turn_detection.type == "semantic_vad"
     assert settings.turn_detection.eagerness == "low"
     assert settings.tool_policy.allow_risky is True
+    assert settings.tool_policy.confirm_risky is False
     assert settings.tool_policy.max_calls_per_turn == 3
     assert entry.state is config_entries.ConfigEntryState.LOADED
 

@@ -30,6 +30,7 @@ from custom_components.realtime_voice.realtime.events import (
     AssistantTranscriptDone,
     ErrorEvent,
     FunctionCall,
+    InputAudioCommitted,
     InputTranscriptCompleted,
     OtherEvent,
     OutputAudioCleared,
@@ -47,7 +48,7 @@ from custom_components.realtime_voice.realtime.events import (
 from custom_components.realtime_voice.realtime.keys import check_api_key
 
 from .error_log import ErrorLog
-from .simulator import CallFunction, Reply, Simulator
+from .simulator import CallFunction, CallFunctions, Reply, Simulator
 from .simulator.voice import PlaybackTrack, tone
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
@@ -204,9 +205,11 @@ async def test_a_spoken_turn(simulator: Simulator, http: aiohttp.ClientSession) 
         done = await recorder.wait_for(ResponseDone)
         await recorder.wait_for(OutputAudioStopped)
         heard = await recorder.wait_for(InputTranscriptCompleted)
+        committed = await recorder.wait_for(InputAudioCommitted)
 
     assert said.transcript == "The kitchen light is on."
     assert heard.transcript
+    assert committed.item_id == heard.item_id  # one user item: committed, then transcribed
     assert done.status == "completed"
     assert done.response_id == started.response_id
     assert done.usage.output_audio > 0
@@ -259,6 +262,35 @@ async def test_function_call_round_trip(simulator: Simulator, http: aiohttp.Clie
         "call_id": function_call.call_id,
         "output": '{"success": true}',
     }
+
+
+async def test_parallel_calls_and_a_response_without_tools(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """Two calls arrive in one response; a response.create that bans tools gets words."""
+    simulator.script(
+        CallFunctions((CallFunction("first", {"n": 1}), CallFunction("second", {"n": 2}))),
+        CallFunction("third"),  # the model may not call it: passed over
+        Reply("No more tools."),
+    )
+    recorder = Recorder()
+    async with connected(simulator, http, recorder) as (connection, _):
+        await connection.update_session(CONFIG)
+        connection.create_response()
+        done = await recorder.wait_for(ResponseDone)
+        calls = recorder.of(FunctionCall)
+        connection.create_response(tools_allowed=False)
+        answer = await recorder.wait_for(AssistantTranscriptDone)
+        call = await simulator.wait_for_call()
+        create = await call.wait_for_client_event("response.create", index=1)
+    assert [(c.name, c.response_id) for c in calls] == [
+        ("first", done.response_id),
+        ("second", done.response_id),
+    ]
+    assert calls[0].call_id != calls[1].call_id
+    assert answer.transcript == "No more tools."
+    assert create["response"] == {"tool_choice": "none"}
+    assert not recorder.of(FunctionCall)[2:]
 
 
 async def test_response_create_waits_for_the_active_response(

@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.realtime_voice.const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_ALLOWED_ACTIONS,
+    CONF_CONFIRM_RISKY_ACTIONS,
     CONF_MAX_TOOL_CALLS,
     CONF_TOOL_TIMEOUT,
     CONF_USER_TOOLS,
@@ -159,12 +160,18 @@ async def test_a_lock_is_refused_by_default(
 
 @pytest.mark.parametrize(
     "options",
-    [{CONF_LLM_HASS_API: ["assist"], CONF_ALLOW_RISKY_ACTIONS: True}],
+    [
+        {
+            CONF_LLM_HASS_API: ["assist"],
+            CONF_ALLOW_RISKY_ACTIONS: True,
+            CONF_CONFIRM_RISKY_ACTIONS: False,
+        }
+    ],
 )
 async def test_a_lock_works_when_allowed(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
 ) -> None:
-    """With high-risk actions allowed, the same call unlocks the door."""
+    """With high-risk actions allowed (and no spoken confirmation), the call unlocks the door."""
     simulator.script(
         CallFunction("intent__HassTurnOff", {"name": "Front door"}), Reply("Unlocked.")
     )

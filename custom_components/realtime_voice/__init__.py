@@ -14,6 +14,7 @@ from .entity import device_info
 from .models import RealtimeVoiceConfigEntry, RealtimeVoiceData
 from .realtime.errors import AuthenticationError, RealtimeError
 from .realtime.keys import check_api_key
+from .risk import async_ensure_high_risk_label
 from .services import async_setup_services
 from .session import VoiceSession
 from .settings import SessionSettings
@@ -49,6 +50,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry
             translation_placeholders={"message": err.message},
         ) from err
 
+    async_ensure_high_risk_label(hass)
     device = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **device_info(entry.entry_id, entry.title)
     )

@@ -41,6 +41,7 @@ from .const import (
     CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
+    CONF_CONFIRM_RISKY_ACTIONS,
     CONF_DUPLEX,
     CONF_GREETING,
     CONF_IDLE_TIMEOUT,
@@ -280,6 +281,7 @@ def _default_options(persona: dict[str, Any]) -> dict[str, Any]:
         CONF_TRANSCRIPTION_MODEL: DEFAULT_TRANSCRIPTION_MODEL,
         CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
         CONF_ALLOW_RISKY_ACTIONS: False,
+        CONF_CONFIRM_RISKY_ACTIONS: True,
         **persona,
     }
 
@@ -333,6 +335,7 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
                     SelectSelectorConfig(options=apis, multiple=True)
                 ),
                 probatio.Required(CONF_ALLOW_RISKY_ACTIONS, default=False): BooleanSelector(),
+                probatio.Required(CONF_CONFIRM_RISKY_ACTIONS, default=True): BooleanSelector(),
                 probatio.Optional(CONF_RISKY_ENTITIES): EntitySelector(
                     EntitySelectorConfig(multiple=True)
                 ),

@@ -41,6 +41,7 @@ from .realtime.events import (
     AssistantTranscriptDone,
     ErrorEvent,
     FunctionCall,
+    InputAudioCommitted,
     InputTranscriptCompleted,
     OutputAudioCleared,
     OutputAudioStarted,
@@ -55,6 +56,7 @@ from .realtime.events import (
 )
 from .settings import SessionSettings
 from .state import ACTIVE, Activity, SessionState, Transcript
+from .tool_batches import FollowUp, ToolBatches
 from .tools import ToolRouter
 from .translated_errors import clear_issues, translate_error
 from .usage import UsageLedger
@@ -104,6 +106,7 @@ class VoiceSession:
         """Set while no response is running and no assistant audio is playing."""
         self._spoken_responses: set[str] = set()
         self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._tool_batches = ToolBatches()
         self._end_task: asyncio.Task[None] | None = None
         self._live_text = ""
         self._finished_item = ""
@@ -175,7 +178,7 @@ class VoiceSession:
     async def async_send_text(self, text: str) -> None:
         """Add what the user typed to the conversation and let the model answer it."""
         connection = self._require_connection()
-        self._tools.new_turn()
+        self._tools.user_spoke()
         connection.send(user_text(text))
         connection.create_response()
 
@@ -239,6 +242,7 @@ class VoiceSession:
         self._started = time.monotonic()
         self._quiet.set()
         self._spoken_responses.clear()
+        self._tool_batches.clear()
         self._update(activity=Activity.LISTENING, session_usage=self._ledger.new_session())
         self._arm("max_duration", self.settings.max_duration * 60, EndReason.MAX_DURATION)
         self._touch()
@@ -387,6 +391,9 @@ class VoiceSession:
         self._set_activity(Activity.THINKING)
         self._touch()
 
+    def _on_input_committed(self, event: InputAudioCommitted) -> None:
+        self._tools.user_spoke(event.item_id)
+
     def _on_response_created(self, _event: ResponseCreated) -> None:
         self._quiet.clear()
         if self._state.activity is not Activity.ASSISTANT_SPEAKING:
@@ -423,6 +430,7 @@ class VoiceSession:
             self._quiet.set()  # a response without audio (a tool call, a failure) ends here
             if self._state.activity is Activity.THINKING:
                 self._set_activity(Activity.LISTENING)
+        self._follow_up(self._tool_batches.response_done(event.response_id))
 
     def _on_assistant_delta(self, event: AssistantTranscriptDelta) -> None:
         if event.item_id == self._finished_item:
@@ -449,6 +457,7 @@ class VoiceSession:
         self._transcript("assistant", event.transcript)
 
     def _on_user_transcript(self, event: InputTranscriptCompleted) -> None:
+        self._tools.user_spoke(event.item_id)
         self._transcript("user", event.transcript)
 
     def _on_function_call(self, event: FunctionCall) -> None:
@@ -456,6 +465,7 @@ class VoiceSession:
         if connection is None:
             return
         self._touch()
+        self._tool_batches.call_started(event.response_id)
         task = self._background(self._run_tool(connection, event), f"tool {event.name}")
         self._tool_tasks.add(task)
         task.add_done_callback(self._tool_tasks.discard)
@@ -472,6 +482,7 @@ class VoiceSession:
     _HANDLERS: Final[dict[type[ServerEvent], Callable[[VoiceSession, Any], None]]] = {
         SpeechStarted: _on_speech_started,
         SpeechStopped: _on_speech_stopped,
+        InputAudioCommitted: _on_input_committed,
         ResponseCreated: _on_response_created,
         OutputAudioStarted: _on_audio_started,
         OutputAudioStopped: _on_audio_ended,
@@ -487,7 +498,10 @@ class VoiceSession:
     # --- Helpers -----------------------------------------------------------------------------
 
     async def _run_tool(self, connection: RealtimeConnection, call: FunctionCall) -> None:
-        """Run one function call and give the model its result."""
+        """Run one function call and give the model its result.
+
+        The model answers once every call of its response has its output (ToolBatches).
+        """
         outcome = await self._tools.async_call(call, self._device_id())
         if connection.is_closed:
             return
@@ -496,8 +510,17 @@ class VoiceSession:
             spoken = call.response_id in self._spoken_responses
             goodbye = None if spoken else _goodbye_prompt(outcome.goodbye or "Goodbye!")
             self._end_soon(EndReason.GOODBYE, goodbye)
-        else:
+        self._follow_up(self._tool_batches.call_finished(call.response_id, outcome.follow_up))
+
+    def _follow_up(self, follow_up: FollowUp) -> None:
+        """Ask for the response that follows a complete batch of calls, if any."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            return
+        if follow_up is FollowUp.ANSWER:
             connection.create_response()
+        elif follow_up is FollowUp.ANSWER_WITHOUT_TOOLS:
+            connection.create_response(tools_allowed=False)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run work as a named task of the entry, cancelled if the entry unloads."""

@@ -14,6 +14,7 @@ from .const import (
     CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
+    CONF_CONFIRM_RISKY_ACTIONS,
     CONF_DUPLEX,
     CONF_GREETING,
     CONF_IDLE_TIMEOUT,
@@ -101,6 +102,7 @@ class SessionSettings:
             tool_policy=ToolPolicy(
                 llm_apis=_llm_apis(options.get(CONF_LLM_HASS_API, [llm.LLM_API_ASSIST])),
                 allow_risky=bool(options.get(CONF_ALLOW_RISKY_ACTIONS, False)),
+                confirm_risky=bool(options.get(CONF_CONFIRM_RISKY_ACTIONS, True)),
                 risky_entities=frozenset(options.get(CONF_RISKY_ENTITIES, ())),
                 timeout=float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
                 max_calls_per_turn=int(options.get(CONF_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS)),

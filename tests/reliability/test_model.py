@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-import json
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -19,7 +18,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import EVENT_TOOL_CALL, EVENT_TRANSCRIPT
-from tests.integration import GARAGE, KITCHEN, EventLog, assert_recovered
+from tests.integration import GARAGE, KITCHEN, EventLog, assert_recovered, function_outputs
 from tests.simulator import CallFunction, Reply, SimulatedCall, Simulator
 
 from .common import act
@@ -30,14 +29,15 @@ class BadCall:
     """One way the model calls a tool wrongly, and what the model is told."""
 
     name: str
-    call: CallFunction | str
-    """A scripted call, or raw arguments (not JSON) for HassTurnOn."""
+    call: CallFunction
     error: str
     outcome: str = "error"
 
 
 BAD_CALLS = [
-    BadCall("invalid JSON", "{not json", "ValueError"),
+    BadCall(
+        "invalid JSON", CallFunction("intent__HassTurnOn", raw_arguments="{not json"), "ValueError"
+    ),
     BadCall("unknown tool", CallFunction("intent__HassTeleport", {}), "HomeAssistantError"),
     BadCall(
         "unexposed entity",
@@ -71,20 +71,11 @@ async def _scripts(hass: HomeAssistant) -> None:
 
 async def _outputs(call: SimulatedCall, count: int) -> list[dict[str, Any]]:
     """Wait for `count` function_call_outputs from the box; return them decoded."""
-
-    def outputs() -> list[dict[str, Any]]:
-        return [
-            json.loads(event["item"]["output"])
-            for _, event in call.client_events
-            if event["type"] == "conversation.item.create"
-            and event["item"]["type"] == "function_call_output"
-        ]
-
     async with asyncio.timeout(15):
-        while len(outputs()) < count:
+        while len(function_outputs(call)) < count:
             created = sum(e["type"] == "conversation.item.create" for _, e in call.client_events)
             await call.wait_for_client_event("conversation.item.create", index=created)
-    return outputs()
+    return function_outputs(call)
 
 
 @pytest.mark.parametrize("bad", BAD_CALLS, ids=[bad.name for bad in BAD_CALLS])
@@ -95,26 +86,10 @@ async def test_a_bad_tool_call(
     await _scripts(hass)
     audits = EventLog(hass, EVENT_TOOL_CALL)
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
-    simulator.script(Reply("Sorry, that did not work."))
-    if isinstance(bad.call, CallFunction):
-        simulator.script(bad.call)
-        simulator._turns.rotate(1)  # the bad call first, then the apology
+    simulator.script(bad.call, Reply("Sorry, that did not work."))
     await act(hass, "start_conversation")
     call = await simulator.wait_for_call()
-    if isinstance(bad.call, str):
-        await call.send(
-            {
-                "type": "response.function_call_arguments.done",
-                "response_id": "resp_bad",
-                "item_id": "item_bad",
-                "output_index": 0,
-                "call_id": "call_bad",
-                "name": "intent__HassTurnOn",
-                "arguments": bad.call,
-            }
-        )
-    else:
-        await act(hass, "send_text", text="Do the odd thing")
+    await act(hass, "send_text", text="Do the odd thing")
     [output] = await _outputs(call, 1)
     assert output["error"] == bad.error, output
     audit = await audits.wait_for()
@@ -130,7 +105,11 @@ async def test_a_bad_tool_call(
 async def test_a_loop_of_tool_calls(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
 ) -> None:
-    """The model calls tools without end: cut after the per-turn limit (3), then it answers."""
+    """The model calls tools without end: cut after the per-turn limit (3).
+
+    The call past the limit gets an error output and one last response in which the model may
+    not call tools (`tool_choice: none`), so it answers instead of looping on billed responses.
+    """
     simulator.script(
         *[CallFunction("intent__HassTurnOn", {"name": "Kitchen light"})] * 6, Reply("Done.")
     )
@@ -138,11 +117,21 @@ async def test_a_loop_of_tool_calls(
     await act(hass, "start_conversation")
     call = await simulator.wait_for_call()
     await act(hass, "send_text", text="Turn on the kitchen light, forever")
-    outputs = await _outputs(call, 6)
-    assert ["error" in output for output in outputs] == [False] * 3 + [True] * 3
-    assert all("Too many tool calls" in output["error_text"] for output in outputs[3:])
     said = await transcripts.wait_for(lambda data: data["role"] == "assistant")
     assert said["text"] == "Done."
+    await call.wait_for_server_event("output_audio_buffer.stopped")
+    outputs = await _outputs(call, 4)
+    assert ["error" in output for output in outputs] == [False] * 3 + [True]
+    assert "Too many tool calls" in outputs[3]["error_text"]
+    creates = [event for _, event in call.client_events if event["type"] == "response.create"]
+    # send_text's, one after each allowed call, and the last one without tools: no more.
+    assert [create.get("response", {}).get("tool_choice") for create in creates] == [
+        None,
+        None,
+        None,
+        None,
+        "none",
+    ]
     assert hass.states.get(KITCHEN).state == "on"
     await act(hass, "end_conversation")
     await assert_recovered(hass, simulator)

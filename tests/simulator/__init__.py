@@ -16,11 +16,12 @@ validation against the `openai` package's types), `voice` (audio out), `vad` (au
 from .call import InvalidClientEvent, SimulatedCall
 from .events import InvalidServerEventError
 from .faults import Faults
-from .script import CallFunction, Reply, Turn
+from .script import CallFunction, CallFunctions, Reply, Turn
 from .server import Simulator
 
 __all__ = [
     "CallFunction",
+    "CallFunctions",
     "Faults",
     "InvalidClientEvent",
     "InvalidServerEventError",

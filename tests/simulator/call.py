@@ -43,7 +43,14 @@ from .events import (
     validate_server_event,
 )
 from .faults import Faults
-from .script import DEFAULT_REPLY, DEFAULT_USER_TRANSCRIPT, CallFunction, Reply, Turn
+from .script import (
+    DEFAULT_REPLY,
+    DEFAULT_USER_TRANSCRIPT,
+    CallFunction,
+    CallFunctions,
+    Reply,
+    Turn,
+)
 from .vad import Edge, EnergyVad, VadEvent, rms_threshold
 from .voice import Clip, PlaybackTrack, Voice, rms
 
@@ -79,7 +86,8 @@ class _Response:
     """A response in progress and what has been emitted for it so far."""
 
     id: str
-    item: JsonObject | None = None
+    items: list[JsonObject] = field(default_factory=list)
+    """The output items (a message, or one or more function calls), in output order."""
     part_added: bool = False
     transcript: str = ""
     input_audio_ms: float = 0.0
@@ -450,7 +458,8 @@ class SimulatedCall:
                 event_id=event.get("event_id"),
             )
             return
-        self._start_response()
+        tool_choice = (event.get("response") or {}).get("tool_choice")
+        self._start_response(tools_allowed=(tool_choice or self.session["tool_choice"]) != "none")
 
     def _on_response_cancel(self, event: JsonObject) -> None:
         """Cancel the active response; its audio keeps playing until cleared."""
@@ -596,24 +605,31 @@ class SimulatedCall:
 
     # --- Responses -------------------------------------------------------------------------
 
-    def _next_turn(self) -> Turn:
-        """Return the next scripted turn, or the friendly default."""
+    def _next_turn(self, *, tools_allowed: bool = True) -> Turn:
+        """Return the next scripted turn, or the friendly default.
+
+        With `tool_choice: none` the model cannot call functions: the scripted calls are
+        passed over (used up) and it says its next scripted words instead.
+        """
         for turns in (self._turns, self._shared_turns):
-            if turns:
-                return turns.popleft()
+            while turns:
+                turn = turns.popleft()
+                if tools_allowed or isinstance(turn, Reply):
+                    return turn
         return DEFAULT_REPLY
 
-    def _start_response(self) -> None:
+    def _start_response(self, *, tools_allowed: bool = True) -> None:
         """Create a response and run it in the background."""
         response = _Response(new_id("resp"), input_audio_ms=self._committed_ms)
         self._committed_ms = 0.0
         self._response = response
         self._emit({"type": "response.created", "response": self._response_object(response)})
-        turn = self._next_turn()
-        if isinstance(turn, CallFunction):
-            self._spawn(self._call_function(response, turn), "function call response")
-        else:
+        turn = self._next_turn(tools_allowed=tools_allowed)
+        if isinstance(turn, Reply):
             self._spawn(self._reply(response, turn), "spoken response")
+            return
+        calls = turn.calls if isinstance(turn, CallFunctions) else (turn,)
+        self._spawn(self._call_functions(response, calls), "function call response")
 
     def _response_object(self, response: _Response, status: str = "in_progress") -> JsonObject:
         """Return the `response` object of `response.created` / `response.done`."""
@@ -623,7 +639,7 @@ class SimulatedCall:
             "object": "realtime.response",
             "status": status,
             "status_details": None,
-            "output": [response.item] if response.item else [],
+            "output": list(response.items),
             "conversation_id": "conv_" + response.id.removeprefix("resp_"),
             "output_modalities": self.session["output_modalities"],
             "max_output_tokens": self.session["max_output_tokens"],
@@ -632,15 +648,17 @@ class SimulatedCall:
             "metadata": None,
         }
 
-    def _add_output_item(self, response: _Response, item: JsonObject) -> None:
-        """Announce the response's output item."""
-        response.item = item
+    def _add_output_item(self, response: _Response, item: JsonObject) -> int:
+        """Announce one of the response's output items; return its output index."""
+        index = len(response.items)
+        response.items.append(item)
         self._items[item["id"]] = item
         previous = self._last_item_id
         self._last_item_id = item["id"]
-        base = {"response_id": response.id, "output_index": 0}
+        base = {"response_id": response.id, "output_index": index}
         self._emit({"type": "response.output_item.added", **base, "item": item})
         self._emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+        return index
 
     async def _reply(self, response: _Response, turn: Reply) -> None:
         """Speak a reply: transcript deltas while generating, audio on the track."""
@@ -694,11 +712,18 @@ class SimulatedCall:
         await asyncio.sleep(_DROP_DELAY_SECONDS)
         await self.drop()
 
-    async def _call_function(self, response: _Response, turn: CallFunction) -> None:
-        """Call a function: arguments streamed as deltas, no audio."""
+    async def _call_functions(self, response: _Response, calls: tuple[CallFunction, ...]) -> None:
+        """Call one or more functions, one output item each, then end the response."""
+        for turn in calls:
+            if not await self._call_function(response, turn):
+                return
+        self._finish_response(response, "completed")
+
+    async def _call_function(self, response: _Response, turn: CallFunction) -> bool:
+        """Call a function: arguments streamed as deltas, no audio; False if cancelled."""
         item_id = new_id("item")
         call_id = new_id("call", 16)
-        self._add_output_item(
+        index = self._add_output_item(
             response,
             {
                 "id": item_id,
@@ -710,7 +735,7 @@ class SimulatedCall:
                 "arguments": "",
             },
         )
-        ids = {"response_id": response.id, "item_id": item_id, "output_index": 0}
+        ids = {"response_id": response.id, "item_id": item_id, "output_index": index}
         arguments = turn.arguments_json
         for start in range(0, len(arguments), _ARGUMENT_CHUNK):
             delta = arguments[start : start + _ARGUMENT_CHUNK]
@@ -723,9 +748,10 @@ class SimulatedCall:
                 }
             )
             if await _cancelled_within(response, 0):
-                return
-        assert response.item is not None
-        response.item["arguments"] = arguments
+                return False
+        item = response.items[index]
+        item["arguments"] = arguments
+        item["status"] = "completed"
         self._emit(
             {
                 "type": "response.function_call_arguments.done",
@@ -735,7 +761,15 @@ class SimulatedCall:
                 "arguments": arguments,
             }
         )
-        self._finish_response(response, "completed")
+        self._item_done(response, index)
+        return True
+
+    def _item_done(self, response: _Response, index: int) -> None:
+        """Announce that one of the response's output items is complete."""
+        item = response.items[index]
+        base = {"response_id": response.id, "output_index": index}
+        self._emit({"type": "response.output_item.done", **base, "item": item})
+        self._emit({"type": "conversation.item.done", "item": item})
 
     def _cancel_response(
         self, response: _Response, reason: Literal["turn_detected", "client_cancelled"]
@@ -754,14 +788,13 @@ class SimulatedCall:
         if response.finished:
             return
         response.finished = True
-        item = response.item
-        if item is not None and item["type"] == "message":
-            self._finish_audio_part(response, item)
-        if item is not None:
+        for index, item in enumerate(response.items):
+            if item["status"] != "in_progress":
+                continue  # a function call whose arguments were done
+            if item["type"] == "message":
+                self._finish_audio_part(response, item)
             item["status"] = "completed" if status == "completed" else "incomplete"
-            base = {"response_id": response.id, "output_index": 0}
-            self._emit({"type": "response.output_item.done", **base, "item": item})
-            self._emit({"type": "conversation.item.done", "item": item})
+            self._item_done(response, index)
         done = self._response_object(response, status)
         if reason is not None:
             done["status_details"] = {"type": "cancelled", "reason": reason}

@@ -19,15 +19,26 @@ class CallFunction:
     """The model calls a function instead of speaking."""
 
     name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] | list[Any] = field(default_factory=dict)
+    raw_arguments: str | None = None
+    """Arguments text sent as it is (not JSON, say), instead of `arguments`."""
 
     @property
     def arguments_json(self) -> str:
         """Return the arguments as the JSON string the event carries."""
+        if self.raw_arguments is not None:
+            return self.raw_arguments
         return json.dumps(self.arguments)
 
 
-type Turn = Reply | CallFunction
+@dataclass(frozen=True, slots=True)
+class CallFunctions:
+    """The model calls several functions in one response (parallel function calls)."""
+
+    calls: tuple[CallFunction, ...]
+
+
+type Turn = Reply | CallFunction | CallFunctions
 
 DEFAULT_REPLY = Reply("Sure, I can help with that.")
 """What the model says when no turn is scripted: a friendly assistant."""

@@ -195,9 +195,11 @@ class RealtimeConnection:
         finally:
             self._session_updates.pop(event_id, None)
 
-    def create_response(self, instructions: str | None = None) -> None:
+    def create_response(
+        self, instructions: str | None = None, *, tools_allowed: bool = True
+    ) -> None:
         """Ask for a response now, or right after the active one is done."""
-        event = response_create(instructions)
+        event = response_create(instructions, tools_allowed=tools_allowed)
         if self._response_active:
             self._queued_responses.append(event)
             return

@@ -109,11 +109,16 @@ def session_update(config: SessionConfig) -> JsonObject:
     return {"type": "session.update", "session": config.to_wire()}
 
 
-def response_create(instructions: str | None = None) -> JsonObject:
-    """Build `response.create`; instructions apply to this response only."""
-    if instructions is None:
+def response_create(instructions: str | None = None, *, tools_allowed: bool = True) -> JsonObject:
+    """Build `response.create`; instructions and a tool ban apply to this response only."""
+    response: JsonObject = {}
+    if instructions is not None:
+        response["instructions"] = instructions
+    if not tools_allowed:
+        response["tool_choice"] = "none"
+    if not response:
         return {"type": "response.create"}
-    return {"type": "response.create", "response": {"instructions": instructions}}
+    return {"type": "response.create", "response": response}
 
 
 def response_cancel() -> JsonObject:
@@ -198,6 +203,13 @@ class SpeechStopped(ServerEvent):
 
     item_id: str
     audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputAudioCommitted(ServerEvent):
+    """The user's audio turn was committed as a conversation item (the user said something)."""
+
+    item_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +398,9 @@ _PARSERS: Final[dict[str, Callable[[JsonObject], ServerEvent]]] = {
     ),
     "input_audio_buffer.speech_stopped": lambda e: SpeechStopped(
         _str(e, "event_id"), _str(e, "item_id"), _int(e, "audio_end_ms")
+    ),
+    "input_audio_buffer.committed": lambda e: InputAudioCommitted(
+        _str(e, "event_id"), _str(e, "item_id")
     ),
     "conversation.item.input_audio_transcription.delta": lambda e: InputTranscriptDelta(
         _str(e, "event_id"), _str(e, "item_id"), _str(e, "delta")
