@@ -32,7 +32,7 @@ from custom_components.realtime_voice import config_flow, translated_errors
 from custom_components.realtime_voice.binary_sensor import BINARY_SENSORS
 from custom_components.realtime_voice.button import BUTTONS
 from custom_components.realtime_voice.const import DOMAIN
-from custom_components.realtime_voice.sensor import SENSORS
+from custom_components.realtime_voice.sensor import SENSORS, TRANSCRIPT_SENSORS
 from custom_components.realtime_voice.services import async_setup_services
 
 REPO = Path(__file__).resolve().parent.parent
@@ -470,7 +470,11 @@ async def test_registered_actions_are_the_described_ones(hass: HomeAssistant) ->
 
 # --- Entities: translation keys and icons --------------------------------------------------------
 
-DESCRIPTIONS = {"binary_sensor": BINARY_SENSORS, "sensor": SENSORS, "button": BUTTONS}
+DESCRIPTIONS = {
+    "binary_sensor": BINARY_SENSORS,
+    "sensor": (*SENSORS, *TRANSCRIPT_SENSORS),
+    "button": BUTTONS,
+}
 
 
 def entity_problems(
