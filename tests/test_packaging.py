@@ -827,3 +827,85 @@ def test_brand_check_catches_wrong_images(tmp_path: Path) -> None:
     (tmp_path / "icon.png").unlink()
     Image.new("RGBA", (200, 200)).save(tmp_path / "icon.png")
     assert "icon.png is PNG (200, 200), not PNG 256x256" in brand_problems(tmp_path)
+
+
+# --- CI: the workflows reviewers expect, and the changelog ---------------------------------------
+
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def _steps_using(workflow: Mapping[str, Any], action: str) -> list[tuple[str, dict[str, Any]]]:
+    """Return (job name, step) of every step that uses the action (any version)."""
+    return [
+        (name, step)
+        for name, job in workflow.get("jobs", {}).items()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).split("@")[0] == action
+    ]
+
+
+def workflow_problems(workflows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Return what is missing for hassfest, the HACS validation and the tests to run on pushes.
+
+    From the actions' own documentation: home-assistant/actions/hassfest runs hassfest on the
+    checked-out workspace (it mounts it); hacs/action needs `category: integration`; both belong
+    to every push and pull request (hacs.xyz docs/publish/action, developers.home-assistant.io
+    blog 2020-04-16 hassfest).
+    """
+    problems = [
+        f"no workflow uses {action}"
+        for action in ("home-assistant/actions/hassfest", "hacs/action", "actions/checkout")
+        if not any(_steps_using(workflow, action) for workflow in workflows.values())
+    ]
+    for file, workflow in workflows.items():
+        # YAML 1.1 reads the key `on` as true.
+        triggers = workflow.get("on", workflow.get(True)) or {}
+        if not {"push", "pull_request"} <= set(triggers):
+            problems.append(f"{file} does not run on push and pull_request")
+        for job, step in _steps_using(workflow, "hacs/action"):
+            if (step.get("with") or {}).get("category") != "integration":
+                problems.append(f"{file}: {job} does not validate category integration")
+        for name, job in workflow.get("jobs", {}).items():
+            uses = [str(step.get("uses", "")).split("@")[0] for step in job.get("steps", [])]
+            if "actions/checkout" not in uses[:1] and any(uses):
+                problems.append(f"{file}: {name} does not check the repository out first")
+    runs = [
+        step.get("run", "") for workflow in workflows.values()
+        for job in workflow.get("jobs", {}).values() for step in job.get("steps", [])
+    ]  # fmt: skip
+    if not any(".ci/run" in run for run in runs):
+        problems.append("no workflow runs the test suite (.ci/run)")
+    return problems
+
+
+def test_ci_runs_hassfest_hacs_and_the_tests() -> None:
+    workflows = {path.name: yaml_util.load_yaml(path) for path in sorted(WORKFLOWS.glob("*.y*ml"))}
+    assert workflows
+    assert workflow_problems(workflows) == []
+    minutes = [
+        job.get("timeout-minutes", 360)
+        for workflow in workflows.values()
+        for job in workflow["jobs"].values()
+    ]
+    assert max(minutes) <= 90
+
+
+def test_ci_check_catches_missing_validation() -> None:
+    only_hacs = {
+        "on": {"push": None},
+        "jobs": {"hacs": {"steps": [{"uses": "hacs/action@main", "with": {"category": "plugin"}}]}},
+    }
+    assert workflow_problems({"hacs.yaml": only_hacs}) == [
+        "no workflow uses home-assistant/actions/hassfest",
+        "no workflow uses actions/checkout",
+        "hacs.yaml does not run on push and pull_request",
+        "hacs.yaml: hacs does not validate category integration",
+        "hacs.yaml: hacs does not check the repository out first",
+        "no workflow runs the test suite (.ci/run)",
+    ]
+
+
+def test_changelog_describes_the_released_version() -> None:
+    """Every version in the manifest has its section in CHANGELOG.md, the newest first."""
+    headings = re.findall(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert headings[0] == MANIFEST["version"]
