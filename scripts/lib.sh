@@ -46,6 +46,12 @@ venv_dir() {
   if [ "$(env_kind)" = host ]; then echo "$REPO/.venv"; else echo /opt/realtime-voice-venv; fi
 }
 
+# A second environment with the newest Home Assistant release (requirements_ha_newest.txt) for
+# the tests that run a real `hass` (tests/browser); the harness in venv_dir pins an older one.
+newest_ha_venv_dir() {
+  if [ "$(env_kind)" = host ]; then echo "$REPO/.venv-ha-newest"; else echo /opt/realtime-voice-venv-ha-newest; fi
+}
+
 # Run "$@" inside the environment with the repository as working directory. In chroot mode this
 # happens in private mount and PID namespaces: every mount and every process started inside
 # (PulseAudio included) is gone when the command returns, whatever way it ends.

@@ -148,9 +148,12 @@ async def test_a_revoked_key_starts_reauth(
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
 
 
-async def test_a_missing_microphone_is_explained(hass: HomeAssistant, simulator: Simulator) -> None:
+@pytest.mark.parametrize("backend", ["pulse", "sounddevice"])
+async def test_a_missing_microphone_is_explained(
+    hass: HomeAssistant, simulator: Simulator, backend: str
+) -> None:
     """A device that does not exist: audio_unavailable, a repair issue, nothing left open."""
-    entry = _entry(simulator, microphone="no_such_microphone")
+    entry = box_entry(simulator, backend=backend, microphone="no_such_microphone")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     with pytest.raises(HomeAssistantError) as raised:

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import textwrap
 
+from awesomeversion import AwesomeVersion
 import homeassistant
+from homeassistant import const as ha_const
 import pytest
 
 REPO = Path(__file__).parents[1]
@@ -90,6 +92,25 @@ def test_requirements_resolve_with_home_assistant_constraints(
         if package in pinned:
             assert pinned[package] == constraints[package], package
     assert pinned["aiortc"] == "1.16.0"
+
+
+def _requirement_lines(name: str) -> set[str]:
+    lines = (REPO / name).read_text().splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("name", ["requirements_test.txt", "requirements_ha_newest.txt"])
+def test_both_environments_hold_the_manifest_requirements(name: str) -> None:
+    """The harness's and the newest Home Assistant's environments run the integration as shipped."""
+    assert set(json.loads(MANIFEST.read_text())["requirements"]) <= _requirement_lines(name)
+
+
+def test_the_newest_release_is_newer_than_the_harness() -> None:
+    """scripts/test-newest-ha would test nothing new with the harness's own release."""
+    [pinned] = [
+        line for line in _requirement_lines("requirements_ha_newest.txt") if "homeassistant" in line
+    ]
+    assert AwesomeVersion(pinned.split("==")[1]) > AwesomeVersion(ha_const.__version__)
 
 
 def packages_without_wheels(requirements: Path, home: Path, platform: str) -> list[str]:

@@ -162,7 +162,8 @@ class SoundDeviceBackend:
                 factory, kind, name, audio_format, stream.beat_then(callback)
             )
             stream.attach(native, opened)
-        except self._sd.PortAudioError as err:
+        # sounddevice raises ValueError for a name that matches no device, or several.
+        except (self._sd.PortAudioError, ValueError) as err:
             raise AudioDeviceError(
                 f"cannot open PortAudio device {device or 'default'}: {err}"
             ) from err
