@@ -119,12 +119,20 @@ def _call_soon[*Ts](
 
 
 async def _cancel(*futures: asyncio.Future[Any] | None) -> None:
-    """Cancel the futures still pending and wait until they are done."""
-    pending = {future for future in futures if future is not None and not future.done()}
+    """Cancel the futures still pending and wait until they are done.
+
+    A future that finished with an error meanwhile (a track that ended as its reader was
+    cancelled) has it marked as seen, or asyncio would log it as never retrieved.
+    """
+    given = [future for future in futures if future is not None]
+    pending = {future for future in given if not future.done()}
     for future in pending:
         future.cancel()
     if pending:
         await asyncio.wait(pending)
+    for future in given:
+        if not future.cancelled():
+            future.exception()
 
 
 def _peak(samples: np.ndarray) -> int:
