@@ -335,6 +335,7 @@ async def test_closing_the_backend_releases_streams_left_open(backend: AudioBack
     microphone = await loop.run_in_executor(
         None, backend.open_input, None, AudioFormat(), blocks.append, lambda _error: None
     )
+
     def silence(frames: int) -> bytes:
         return bytes(2 * frames)  # mono s16le
 
