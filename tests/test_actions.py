@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import json
 from pathlib import Path
 
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
@@ -39,7 +39,7 @@ from .integration import (
     speak_into_mic,
 )
 from .simulator import Reply, Simulator
-from .virtual_audio import MIC, open_streams, speech_wav
+from .virtual_audio import MIC, SPEAKER, open_streams, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
@@ -149,11 +149,23 @@ async def test_a_revoked_key_starts_reauth(
 
 
 @pytest.mark.parametrize("backend", ["pulse", "sounddevice"])
-async def test_a_missing_microphone_is_explained(
-    hass: HomeAssistant, simulator: Simulator, backend: str
+@pytest.mark.parametrize("missing", ["microphone", "speaker"])
+async def test_a_missing_device_is_explained(
+    hass: HomeAssistant, simulator: Simulator, backend: str, missing: str
 ) -> None:
-    """A device that does not exist: audio_unavailable, a repair issue, nothing left open."""
-    entry = box_entry(simulator, backend=backend, microphone="no_such_microphone")
+    """A device that does not exist: audio_unavailable, a repair issue, nothing left open.
+
+    Without the speaker, the microphone opened first is released again.
+    """
+    present = (
+        {"microphone": MIC, "speaker": SPEAKER}
+        if backend == "pulse"
+        else {
+            "microphone": "default",  # PortAudio's names for the virtual devices
+            "speaker": "default",
+        }
+    )
+    entry = box_entry(simulator, backend=backend, **{**present, missing: f"no_such_{missing}"})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     with pytest.raises(HomeAssistantError) as raised:
@@ -163,6 +175,22 @@ async def test_a_missing_microphone_is_explained(
     assert simulator.calls == []
     assert open_streams() == []
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_an_llm_api_that_is_gone_fails_the_start_cleanly(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The chosen LLM API was removed since (its integration deleted).
+
+    Home Assistant's own error names it, passed on as it is; the devices are released.
+    """
+    entry = box_entry(simulator, options={CONF_LLM_HASS_API: ["removed_api"]})
+    async with running_box(hass, entry):
+        with pytest.raises(HomeAssistantError, match="API removed_api not found"):
+            await _call(hass, "start_conversation")
+        assert hass.states.get(STATE).state == "idle"
+        assert open_streams() == []
+        assert simulator.calls == []
 
 
 PRIVATE_OPTIONS = {

@@ -16,6 +16,7 @@ from homeassistant.helpers.selector import SelectOptionDict, SelectSelector
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice.audio import libpulse
 from custom_components.realtime_voice.const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_AUDIO_BACKEND,
@@ -371,3 +372,32 @@ async def test_automatic_audio_lists_the_devices_that_work(
     result = await _user_step(hass, simulator.base_url, simulator.api_key)
     result = await _persona_step(hass, result, "auto")
     assert MIC in [option["value"] for option in _select_options(result, CONF_INPUT_DEVICE)]
+
+
+@pytest.mark.parametrize("failure", ["no PulseAudio server", "no libpulse"])
+async def test_devices_that_cannot_be_listed_leave_default_and_typing(
+    hass: HomeAssistant,
+    simulator: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """The devices step still opens when the library cannot list devices: Default, or a name.
+
+    No server: PULSE_SERVER points at a socket that does not exist. No library: ctypes is asked
+    for a soname that does not exist, as on a system without it (the real one stays loaded).
+    """
+    if failure == "no PulseAudio server":
+        monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/pulse/native")
+    else:
+        monkeypatch.setattr(libpulse, "LIBPULSE_SIMPLE", "libpulse-simple.so.999")
+        monkeypatch.setattr(libpulse, "_library", None)
+    result = await _user_step(hass, simulator.base_url, simulator.api_key)
+    result = await _persona_step(hass, result, "pulse")
+    assert result["step_id"] == "audio"
+    for field in (CONF_INPUT_DEVICE, CONF_OUTPUT_DEVICE):
+        assert [option["value"] for option in _select_options(result, field)] == ["default"]
+    monkeypatch.undo()  # the devices are there again
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_INPUT_DEVICE: MIC, CONF_OUTPUT_DEVICE: SPEAKER}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
