@@ -12,10 +12,12 @@ RV_MIN_PYTHON="3.14.2"
 # and the integrations Home Assistant always sets up (DEFAULT_INTEGRATIONS in
 # homeassistant/bootstrap.py) that have requirements of their own: camera (PyTurboJPEG), tts
 # (mutagen, ha-ffmpeg), assist_satellite (its pipeline's VAD and noise filter), infrared and
-# radio_frequency; and google_translate, the text-to-speech entry that onboarding adds (its other
-# additions, met and radio_browser, want the internet: without their packages they are skipped).
+# radio_frequency; analytics, whose onboarding step imports hassio (aiohasupervisor: the harness
+# brings it along, Home Assistant 2026.11 itself does not); and google_translate, the
+# text-to-speech entry that onboarding adds (its other additions, met and radio_browser, want the
+# internet: without their packages they are skipped).
 # `hass --skip-pip` then starts without installing anything or failing a setup.
-RV_CORE_COMPONENTS="conversation frontend config camera tts assist_satellite infrared radio_frequency google_translate"
+RV_CORE_COMPONENTS="conversation frontend config camera tts assist_satellite infrared radio_frequency analytics google_translate"
 RV_APT_PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox"
 # For the development server and its browser test (scripts/develop, tests/browser): Chromium and a
 # font for its text; the libraries and programs behind the packages above (libturbojpeg, ffmpeg);
@@ -44,6 +46,12 @@ env_kind() {
 
 venv_dir() {
   if [ "$(env_kind)" = host ]; then echo "$REPO/.venv"; else echo /opt/realtime-voice-venv; fi
+}
+
+# A second environment with the newest Home Assistant release (requirements_ha_newest.txt) for
+# the tests that run a real `hass` (tests/browser); the harness in venv_dir pins an older one.
+newest_ha_venv_dir() {
+  if [ "$(env_kind)" = host ]; then echo "$REPO/.venv-ha-newest"; else echo /opt/realtime-voice-venv-ha-newest; fi
 }
 
 # Run "$@" inside the environment with the repository as working directory. In chroot mode this

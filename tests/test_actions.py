@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import json
+from pathlib import Path
 
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
@@ -18,14 +19,27 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.realtime_voice.const import (
+    CONF_ALLOWED_ACTIONS,
+    CONF_DUPLEX,
+    CONF_GREETING,
+    CONF_INSTRUCTIONS,
+    CONF_USER_TOOLS,
     DOMAIN,
     EVENT_SESSION_ENDED,
     EVENT_TRANSCRIPT,
 )
 
-from .integration import COST, STATE, TOKENS, EventLog, box_entry, running_box
+from .integration import (
+    COST,
+    STATE,
+    TOKENS,
+    EventLog,
+    box_entry,
+    running_box,
+    speak_into_mic,
+)
 from .simulator import Reply, Simulator
-from .virtual_audio import MIC, open_streams
+from .virtual_audio import MIC, SPEAKER, open_streams, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
@@ -134,9 +148,24 @@ async def test_a_revoked_key_starts_reauth(
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
 
 
-async def test_a_missing_microphone_is_explained(hass: HomeAssistant, simulator: Simulator) -> None:
-    """A device that does not exist: audio_unavailable, a repair issue, nothing left open."""
-    entry = _entry(simulator, microphone="no_such_microphone")
+@pytest.mark.parametrize("backend", ["pulse", "sounddevice"])
+@pytest.mark.parametrize("missing", ["microphone", "speaker"])
+async def test_a_missing_device_is_explained(
+    hass: HomeAssistant, simulator: Simulator, backend: str, missing: str
+) -> None:
+    """A device that does not exist: audio_unavailable, a repair issue, nothing left open.
+
+    Without the speaker, the microphone opened first is released again.
+    """
+    present = (
+        {"microphone": MIC, "speaker": SPEAKER}
+        if backend == "pulse"
+        else {
+            "microphone": "default",  # PortAudio's names for the virtual devices
+            "speaker": "default",
+        }
+    )
+    entry = box_entry(simulator, backend=backend, **{**present, missing: f"no_such_{missing}"})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     with pytest.raises(HomeAssistantError) as raised:
@@ -148,21 +177,74 @@ async def test_a_missing_microphone_is_explained(hass: HomeAssistant, simulator:
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_diagnostics_never_show_the_key(
+async def test_an_llm_api_that_is_gone_fails_the_start_cleanly(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The chosen LLM API was removed since (its integration deleted).
+
+    Home Assistant's own error names it, passed on as it is; the devices are released.
+    """
+    entry = box_entry(simulator, options={CONF_LLM_HASS_API: ["removed_api"]})
+    async with running_box(hass, entry):
+        with pytest.raises(HomeAssistantError, match="API removed_api not found"):
+            await _call(hass, "start_conversation")
+        assert hass.states.get(STATE).state == "idle"
+        assert open_streams() == []
+        assert simulator.calls == []
+
+
+PRIVATE_OPTIONS = {
+    CONF_INSTRUCTIONS: "You are Mrs Hudson of 221B Baker Street.",
+    CONF_GREETING: "Good evening, Sherlock.",
+    CONF_USER_TOOLS: [
+        {"name": "feed_the_bees", "description": "Feed the bees in Sussex", "action": "script.hive"}
+    ],
+    CONF_ALLOWED_ACTIONS: ["script.hive"],
+    CONF_DUPLEX: "full",  # the microphone hears the question even while the greeting plays
+}
+
+
+async def test_diagnostics_show_neither_the_key_nor_private_text(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    box: MockConfigEntry,
     simulator: Simulator,
+    tmp_path: Path,
 ) -> None:
-    """Downloaded diagnostics hold settings, state and audio counters, and no API key."""
+    """Diagnostics keep what explains a problem, and nothing private.
+
+    No key, persona, greeting, user tools or transcripts (what people said at home): a
+    diagnostics file ends up attached to public issues.
+    """
     assert await async_setup_component(hass, "diagnostics", {})
-    await _call(hass, "start_conversation")
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, box)
-    await _call(hass, "end_conversation")
+    simulator.script(Reply("Good evening, Sherlock."), Reply("The violin is in the study."))
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    entry = box_entry(simulator, options=PRIVATE_OPTIONS)
+    async with running_box(hass, entry):
+        await _call(hass, "start_conversation")
+        await transcripts.wait_for(lambda data: data["role"] == "assistant")  # the greeting
+        await speak_into_mic(speech_wav(tmp_path / "ask.wav", "where is my violin"))
+        await transcripts.wait_for(lambda data: data["role"] == "user", timeout=20)
+        await transcripts.wait_for(lambda data: data["text"] == "The violin is in the study.")
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        await _call(hass, "end_conversation")
+
     text = json.dumps(diagnostics)
-    assert simulator.api_key not in text
-    assert diagnostics["data"][CONF_API_KEY] == "**REDACTED**"
-    assert diagnostics["state"]["activity"] == "listening"
+    said = [data["text"] for data in transcripts.events]
+    private = [simulator.api_key, *said, "Hudson", "Sherlock", "bees", "Sussex"]
+    assert [words for words in private if words in text] == []
+    redacted = "**REDACTED**"
+    assert diagnostics["data"][CONF_API_KEY] == redacted
+    for part in ("options", "settings"):
+        assert diagnostics[part][CONF_INSTRUCTIONS] == redacted
+        assert diagnostics[part][CONF_GREETING] == redacted
+    assert diagnostics["options"][CONF_USER_TOOLS] == redacted
+    assert diagnostics["settings"]["tool_policy"][CONF_USER_TOOLS] == redacted
+    assert diagnostics["state"]["user_transcript"] == redacted
+    assert diagnostics["state"]["assistant_transcript"] == redacted
+    # What helps to understand a problem stays.
+    assert diagnostics["state"]["activity"] in {"listening", "assistant_speaking"}
+    assert diagnostics["settings"]["voice"] == "marin"
+    assert diagnostics["settings"]["tool_policy"]["allowed_actions"] == ["script.hive"]
     assert diagnostics["audio"]["backend"] == "pulse"
     assert {"frames", "dropped_blocks"} <= set(diagnostics["audio"]["microphone"])
 

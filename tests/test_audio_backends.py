@@ -43,6 +43,7 @@ from .virtual_audio import (
     SPEAKER,
     SPEAKER_MONITOR,
     dominant_hz,
+    open_streams,
     play_into_mic,
     speech_wav,
     tone,
@@ -329,3 +330,50 @@ async def test_lost_speaker_ends_play_with_a_typed_error(
     finally:
         await sink.aclose()
     assert not _engine_threads()
+
+
+async def test_closing_the_backend_releases_streams_left_open(backend: AudioBackend) -> None:
+    """backend.close() closes what is still open (the path of a failed start); twice is fine."""
+    loop = asyncio.get_running_loop()
+    blocks: list[bytes] = []
+    microphone = await loop.run_in_executor(
+        None, backend.open_input, None, AudioFormat(), blocks.append, lambda _error: None
+    )
+
+    def silence(frames: int) -> bytes:
+        return bytes(2 * frames)  # mono s16le
+
+    speaker = await loop.run_in_executor(
+        None, backend.open_output, None, AudioFormat(), silence, lambda _error: None
+    )
+    await until(lambda: bool(blocks))
+    assert len(open_streams()) == 2
+
+    await loop.run_in_executor(None, backend.close)
+    assert open_streams() == []
+    assert not _engine_threads()
+    microphone.close()  # already closed by the backend: nothing happens
+    speaker.close()
+    await loop.run_in_executor(None, backend.close)
+
+
+@pytest.mark.parametrize("backend", [BackendName.SOUNDDEVICE], indirect=True)
+async def test_a_format_the_device_refuses_falls_back_to_its_own(backend: AudioBackend) -> None:
+    """A PortAudio device that cannot record the format asked for opens in its own format.
+
+    The AIY Voice HAT, for one, records stereo only; MicrophoneTrack resamples what it gets.
+    Here the refusal is 64 channels, more than the device has.
+    """
+    blocks: list[bytes] = []
+    asked = AudioFormat(channels=64)
+    stream = await asyncio.get_running_loop().run_in_executor(
+        None, backend.open_input, None, asked, blocks.append, lambda _error: None
+    )
+    try:
+        await until(lambda: bool(blocks))
+        assert stream.format != asked
+        assert stream.format.channels in (1, 2)
+        # A block is 20 ms in the format the device opened with.
+        assert len(blocks[0]) == stream.format.bytes_per_second // 50
+    finally:
+        stream.close()

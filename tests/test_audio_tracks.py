@@ -8,6 +8,8 @@ choose the moment a block is played, on cue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
 
 import numpy as np
@@ -256,3 +258,29 @@ def test_echo_gate_rules() -> None:
     gate.mode = DuplexMode.FULL
     gate.assistant_started()
     assert gate.is_open
+
+
+async def test_a_track_that_ends_as_playing_is_cancelled_leaves_no_error() -> None:
+    """The remote track ends (the peer hung up) in the same instant the speaker is stopped.
+
+    The frame request then holds MediaStreamError while play() is cancelled; nobody may be left
+    to find it, or asyncio logs "Task exception was never retrieved" at ERROR when it is
+    collected: an error in the log at the end of a normal conversation.
+    """
+    unretrieved: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+    sink = await SpeakerSink.open(ScriptedBackend(), None)
+    track = QueueTrack()
+    player = asyncio.create_task(sink.play(track))
+    await asyncio.sleep(0.05)  # waiting for the first frame
+    track.queue.put_nowait(None)  # the track ends...
+    player.cancel()  # ...as the conversation closes the speaker
+    with contextlib.suppress(asyncio.CancelledError):
+        await player
+    await sink.aclose()
+    del player
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert unretrieved == []

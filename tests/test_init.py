@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import label_registry as lr
 from homeassistant.loader import async_get_integration
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.realtime_voice.const import CONF_BASE_URL, DOMAIN
+from custom_components.realtime_voice.const import CONF_BASE_URL, DOMAIN, EVENT_TRANSCRIPT
 from custom_components.realtime_voice.risk import HIGH_RISK_LABEL, HIGH_RISK_LABEL_NAME
 
+from .integration import EventLog, box_entry, running_box
 from .simulator import Simulator
 
 
@@ -66,3 +70,25 @@ async def test_an_unreachable_endpoint_retries_later(
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+@pytest.mark.usefixtures("loopback_ice", "virtual_audio")
+async def test_removing_a_box_removes_its_usage_totals(
+    hass: HomeAssistant, simulator: Simulator, hass_storage: dict[str, Any]
+) -> None:
+    """The totals are kept across restarts (storage), and deleted with the box."""
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    entry = box_entry(simulator)
+    key = f"{DOMAIN}.{entry.entry_id}.usage"
+    async with running_box(hass, entry):
+        await hass.services.async_call(DOMAIN, "start_conversation", blocking=True)
+        await hass.services.async_call(DOMAIN, "send_text", {"text": "hello"}, blocking=True)
+        await transcripts.wait_for(lambda data: data["role"] == "assistant")
+        await hass.services.async_call(DOMAIN, "end_conversation", blocking=True)
+        async_fire_time_changed(hass)  # the totals are written just after it ends
+        await hass.async_block_till_done()
+        assert hass_storage[key]["data"]["total_tokens"] > 0
+
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage

@@ -61,3 +61,38 @@ async def test_installed_on_the_audio_receiver() -> None:
         assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, ArrivalJitterBuffer)
     finally:
         await pc.close()
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_video_keeps_aiortcs_own_buffer() -> None:
+    """Only audio is played on arrival; video (the Realtime API sends none) keeps aiortc's."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("video")
+        pc.addTrack(ScriptedTrack())
+        play_audio_on_arrival(pc)
+        video, audio = pc.getTransceivers()
+        assert not isinstance(video.receiver._RTCRtpReceiver__jitter_buffer, ArrivalJitterBuffer)
+        assert isinstance(audio.receiver._RTCRtpReceiver__jitter_buffer, ArrivalJitterBuffer)
+    finally:
+        await pc.close()
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_an_aiortc_without_the_buffer_keeps_working_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A later aiortc that keeps its buffer elsewhere: nothing is replaced, and the log says so.
+
+    Stands in for that aiortc (which does not exist) by removing the attribute from a receiver.
+    """
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTrack(ScriptedTrack())
+        receiver = pc.getTransceivers()[0].receiver
+        del receiver._RTCRtpReceiver__jitter_buffer
+        play_audio_on_arrival(pc)
+        assert not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer")
+        assert "keeping its jitter buffer" in caplog.text
+    finally:
+        await pc.close()

@@ -16,14 +16,14 @@ import json
 from pathlib import Path
 import re
 import string
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from awesomeversion import AwesomeVersion, AwesomeVersionStrategy
 from homeassistant import loader
 from homeassistant.components.brands.const import ALLOWED_IMAGES
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, selector
-from homeassistant.util import yaml as yaml_util
+from homeassistant.util import dt as dt_util, yaml as yaml_util
 from PIL import Image
 import probatio
 import pytest
@@ -32,8 +32,10 @@ from custom_components.realtime_voice import config_flow, translated_errors
 from custom_components.realtime_voice.binary_sensor import BINARY_SENSORS
 from custom_components.realtime_voice.button import BUTTONS
 from custom_components.realtime_voice.const import DOMAIN
-from custom_components.realtime_voice.sensor import SENSORS
+from custom_components.realtime_voice.realtime.events import Usage
+from custom_components.realtime_voice.sensor import SENSORS, TRANSCRIPT_SENSORS
 from custom_components.realtime_voice.services import async_setup_services
+from custom_components.realtime_voice.state import SessionState, Transcript
 
 REPO = Path(__file__).resolve().parent.parent
 INTEGRATION = REPO / "custom_components" / DOMAIN
@@ -71,6 +73,10 @@ REQUIRED_MANIFEST_KEYS = {
     "iot_class",
     "version",
 }
+# The integration types the loader knows (loader.Manifest); hassfest's integration_type.py
+# requires one of them from an integration with a config flow (core), and a custom one without
+# it is taken for a hub.
+INTEGRATION_TYPES = set(get_args(get_type_hints(loader.Manifest)["integration_type"]))
 # The keys the loader reads (loader.Manifest), without the two it sets itself.
 MANIFEST_KEYS = set(loader.Manifest.__annotations__) - {"is_built_in", "overwrites_built_in"}
 # The version schemes the loader accepts for a custom integration (loader.py, as hassfest).
@@ -105,6 +111,10 @@ def manifest_problems(manifest: Mapping[str, Any], directory: str) -> list[str]:
         AwesomeVersion(str(manifest.get("version")), ensure_strategy=VERSION_STRATEGIES)
     except Exception:  # noqa: BLE001 - any failure to parse is the finding
         problems.append(f"version {manifest.get('version')!r} is not a valid version")
+    if manifest.get("integration_type") not in INTEGRATION_TYPES:
+        problems.append(
+            f"integration_type {manifest.get('integration_type')!r} is not a known type"
+        )
     if manifest.get("iot_class") not in IOT_CLASSES:
         problems.append(f"iot_class {manifest.get('iot_class')!r} is not one of {IOT_CLASSES}")
     if manifest.get("config_flow") is not True:
@@ -145,6 +155,7 @@ def test_manifest_check_catches_bad_manifests() -> None:
         "issue_tracker is not an https URL",
         "codeowners must be a non-empty list of @names",
         "version 'not a version' is not a valid version",
+        "integration_type None is not a known type",
         f"iot_class 'cloud' is not one of {IOT_CLASSES}",
         "config_flow must be true (the integration is set up from the UI)",
         "requirement aiortc>=1.16 is not pinned with ==",
@@ -265,6 +276,59 @@ def test_yaml_configuration_is_refused_with_a_warning(caplog: pytest.LogCaptureF
 
     CONFIG_SCHEMA({DOMAIN: {"api_key": "sk-x"}})
     assert "does not support YAML setup" in caplog.text
+
+
+# --- runtime-data: the typed entry everywhere -------------------------------------------------
+
+
+# The functions through which Home Assistant hands an integration its entry.
+ENTRY_HOOKS = {
+    "async_setup_entry",
+    "async_unload_entry",
+    "async_remove_entry",
+    "async_migrate_entry",
+    "async_get_options_flow",
+    "async_get_config_entry_diagnostics",
+    "async_remove_config_entry_device",
+}
+
+
+def untyped_entry_parameters(source: str) -> list[str]:
+    """Return the hooks that take a bare ConfigEntry (hassfest's runtime-data check).
+
+    With strict-typing, the hooks through which Home Assistant hands over the entry annotate it
+    RealtimeVoiceConfigEntry, so that runtime_data is typed.
+    """
+    return [
+        f"{node.name}({argument.arg})"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in ENTRY_HOOKS
+        for argument in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
+        if argument.annotation is not None
+        and ast.unparse(argument.annotation).split(".")[-1] == "ConfigEntry"
+    ]
+
+
+def test_every_entry_parameter_is_typed() -> None:
+    found = {
+        module.name: untyped
+        for module in sorted(INTEGRATION.rglob("*.py"))
+        if (untyped := untyped_entry_parameters(module.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_untyped_entry_check_catches_a_bare_config_entry() -> None:
+    source = (
+        "def async_get_options_flow(config_entry: ConfigEntry) -> Flow: ...\n"
+        "async def async_setup_entry(hass, entry: config_entries.ConfigEntry) -> bool: ...\n"
+        "async def async_unload_entry(hass, entry: RealtimeVoiceConfigEntry) -> bool: ...\n"
+        "def helper(entry: ConfigEntry) -> None: ...\n"
+    )
+    assert untyped_entry_parameters(source) == [
+        "async_get_options_flow(config_entry)",
+        "async_setup_entry(entry)",
+    ]
 
 
 # --- strings.json, translations/en.json ----------------------------------------------------------
@@ -470,7 +534,26 @@ async def test_registered_actions_are_the_described_ones(hass: HomeAssistant) ->
 
 # --- Entities: translation keys and icons --------------------------------------------------------
 
-DESCRIPTIONS = {"binary_sensor": BINARY_SENSORS, "sensor": SENSORS, "button": BUTTONS}
+DESCRIPTIONS = {
+    "binary_sensor": BINARY_SENSORS,
+    "sensor": (*SENSORS, *TRANSCRIPT_SENSORS),
+    "button": BUTTONS,
+}
+
+
+# A box after a conversation: every attribute of every entity has a value.
+BUSY_STATE = SessionState(
+    user_transcript=Transcript("Hello", dt_util.utcnow()),
+    assistant_transcript=Transcript("Hi", dt_util.utcnow()),
+    session_usage=Usage(1, 2, 3, 4, 5, 6),
+    last_error="lost",
+)
+
+
+def _attributes(description: Any) -> set[str]:
+    """Return the names of the attributes an entity of this description shows."""
+    attributes_fn = getattr(description, "attributes_fn", None)
+    return set(attributes_fn(BUSY_STATE)) if attributes_fn else set()
 
 
 def entity_problems(
@@ -490,6 +573,12 @@ def entity_problems(
                 problems.append(f"{platform}.{key} has no name in strings")
             if not platform_icons.get(key, {}).get("default"):
                 problems.append(f"{platform}.{key} has no default icon")
+            named = texts.get(key, {}).get("state_attributes", {})
+            problems += [
+                f"{platform}.{key} attribute {attribute} has no name"
+                for attribute in sorted(_attributes(description))
+                if not named.get(attribute, {}).get("name")
+            ]
             for option in getattr(description, "options", None) or []:
                 if option not in texts.get(key, {}).get("state", {}):
                     problems.append(f"{platform}.{key} state {option} has no name")
@@ -516,6 +605,7 @@ def test_entity_check_catches_missing_translations() -> None:
     problems = entity_problems({"sensor": SENSORS[:1]}, strings, icons)
     assert "sensor.state state listening has no name" in problems
     assert "sensor.state state idle has no icon" in problems
+    assert "sensor.state attribute last_error has no name" in problems
     assert "binary_sensor" not in " ".join(problems)
     assert entity_problems({"button": BUTTONS}, {}, {})[:2] == [
         "button.start_conversation has no name in strings",
@@ -737,3 +827,85 @@ def test_brand_check_catches_wrong_images(tmp_path: Path) -> None:
     (tmp_path / "icon.png").unlink()
     Image.new("RGBA", (200, 200)).save(tmp_path / "icon.png")
     assert "icon.png is PNG (200, 200), not PNG 256x256" in brand_problems(tmp_path)
+
+
+# --- CI: the workflows reviewers expect, and the changelog ---------------------------------------
+
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def _steps_using(workflow: Mapping[str, Any], action: str) -> list[tuple[str, dict[str, Any]]]:
+    """Return (job name, step) of every step that uses the action (any version)."""
+    return [
+        (name, step)
+        for name, job in workflow.get("jobs", {}).items()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).split("@")[0] == action
+    ]
+
+
+def workflow_problems(workflows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Return what is missing for hassfest, the HACS validation and the tests to run on pushes.
+
+    From the actions' own documentation: home-assistant/actions/hassfest runs hassfest on the
+    checked-out workspace (it mounts it); hacs/action needs `category: integration`; both belong
+    to every push and pull request (hacs.xyz docs/publish/action, developers.home-assistant.io
+    blog 2020-04-16 hassfest).
+    """
+    problems = [
+        f"no workflow uses {action}"
+        for action in ("home-assistant/actions/hassfest", "hacs/action", "actions/checkout")
+        if not any(_steps_using(workflow, action) for workflow in workflows.values())
+    ]
+    for file, workflow in workflows.items():
+        # YAML 1.1 reads the key `on` as true.
+        triggers = workflow.get("on", workflow.get(True)) or {}
+        if not {"push", "pull_request"} <= set(triggers):
+            problems.append(f"{file} does not run on push and pull_request")
+        for job, step in _steps_using(workflow, "hacs/action"):
+            if (step.get("with") or {}).get("category") != "integration":
+                problems.append(f"{file}: {job} does not validate category integration")
+        for name, job in workflow.get("jobs", {}).items():
+            uses = [str(step.get("uses", "")).split("@")[0] for step in job.get("steps", [])]
+            if "actions/checkout" not in uses[:1] and any(uses):
+                problems.append(f"{file}: {name} does not check the repository out first")
+    runs = [
+        step.get("run", "") for workflow in workflows.values()
+        for job in workflow.get("jobs", {}).values() for step in job.get("steps", [])
+    ]  # fmt: skip
+    if not any(".ci/run" in run for run in runs):
+        problems.append("no workflow runs the test suite (.ci/run)")
+    return problems
+
+
+def test_ci_runs_hassfest_hacs_and_the_tests() -> None:
+    workflows = {path.name: yaml_util.load_yaml(path) for path in sorted(WORKFLOWS.glob("*.y*ml"))}
+    assert workflows
+    assert workflow_problems(workflows) == []
+    minutes = [
+        job.get("timeout-minutes", 360)
+        for workflow in workflows.values()
+        for job in workflow["jobs"].values()
+    ]
+    assert max(minutes) <= 90
+
+
+def test_ci_check_catches_missing_validation() -> None:
+    only_hacs = {
+        "on": {"push": None},
+        "jobs": {"hacs": {"steps": [{"uses": "hacs/action@main", "with": {"category": "plugin"}}]}},
+    }
+    assert workflow_problems({"hacs.yaml": only_hacs}) == [
+        "no workflow uses home-assistant/actions/hassfest",
+        "no workflow uses actions/checkout",
+        "hacs.yaml does not run on push and pull_request",
+        "hacs.yaml: hacs does not validate category integration",
+        "hacs.yaml: hacs does not check the repository out first",
+        "no workflow runs the test suite (.ci/run)",
+    ]
+
+
+def test_changelog_describes_the_released_version() -> None:
+    """Every version in the manifest has its section in CHANGELOG.md, the newest first."""
+    headings = re.findall(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert headings[0] == MANIFEST["version"]

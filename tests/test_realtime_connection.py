@@ -361,6 +361,18 @@ async def test_a_hanging_server_times_out(
             pass
 
 
+async def test_a_key_check_without_an_answer_times_out(
+    http: aiohttp.ClientSession, socket_enabled: None
+) -> None:
+    """An endpoint that accepts and then says nothing: ConnectError after the check's time."""
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen()
+        url = f"http://127.0.0.1:{stalled.getsockname()[1]}"
+        with pytest.raises(ConnectError, match=r"did not answer within 0\.3 s"):
+            await check_api_key(http, url, "sk-any", seconds=0.3)
+
+
 async def test_connection_refused(http: aiohttp.ClientSession, socket_enabled: None) -> None:
     """Nothing listens at the base URL: ConnectError, quickly."""
     with socket.socket() as probe:

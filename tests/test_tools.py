@@ -314,30 +314,48 @@ WATER_SCRIPT = {
     [
         {
             CONF_LLM_HASS_API: [],
-            CONF_USER_TOOLS: [WATER, {**WATER, "name": "not_allowed", "action": "script.other"}],
-            CONF_ALLOWED_ACTIONS: ["script.water_plants"],
+            CONF_USER_TOOLS: [
+                WATER,
+                {**WATER, "name": "not_allowed", "action": "script.other"},
+                {**WATER, "name": "fill_the_pond", "action": "script.fill_the_pond"},
+            ],
+            CONF_ALLOWED_ACTIONS: ["script.water_plants", "script.fill_the_pond"],
         }
     ],
 )
 async def test_a_user_tool_on_the_allowlist(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
 ) -> None:
-    """Only allowlisted user tools are offered; calling one runs its action."""
+    """Only allowlisted user tools are offered; calling one runs its action.
+
+    Wrong arguments and an allowlisted script that does not exist (deleted since) are errors
+    the model is told about; the conversation goes on.
+    """
     assert await async_setup_component(hass, "script", {"script": WATER_SCRIPT})
     simulator.script(
         CallFunction("water_plants", {"minutes": 5}), Reply("Watering."),
         CallFunction("water_plants", {"hours": 1}), Reply("Oops."),
+        CallFunction("water_plants", {}), Reply("Oops."),
+        CallFunction("fill_the_pond", {"minutes": 1}), Reply("Oops."),
     )  # fmt: skip
     call = await _ask(hass, "Water the plants for five minutes")
     update = await call.wait_for_client_event("session.update")
     names = [tool["name"] for tool in update["session"]["tools"]]
-    assert names == ["end_session", "water_plants"]
+    assert names == ["end_session", "water_plants", "fill_the_pond"]
     assert await _output(call) == {"success": True}
     assert hass.states.get("input_boolean.kitchen").state == "on"
 
-    await hass.services.async_call(DOMAIN, "send_text", {"text": "for an hour"}, blocking=True)
-    wrong = await _output(call, index=1)
-    assert "Unknown arguments: hours" in wrong["error_text"]
+    said = ("for an hour", "again", "and fill the pond")
+    for index, (text, error) in enumerate(
+        zip(said, ("Unknown arguments: hours", "Missing arguments: minutes",
+                   "The action script.fill_the_pond does not exist"), strict=True),
+        start=1,
+    ):  # fmt: skip
+        # One response at a time: the model's reply to the last output ends first.
+        await call.wait_for_server_event("response.done", index=2 * index - 1, timeout=10)
+        await hass.services.async_call(DOMAIN, "send_text", {"text": text}, blocking=True)
+        wrong = await _output(call, index=index)
+        assert error in wrong["error_text"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from .services import async_setup_services
 from .session import VoiceSession
 from .settings import SessionSettings
 from .tools import ToolRouter
-from .usage import UsageLedger
+from .usage import UsageLedger, async_remove_usage
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -81,6 +81,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: RealtimeVoiceConfigEntr
     """End any conversation, release the devices, remove the entities."""
     await entry.runtime_data.session.async_shutdown()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry) -> None:
+    """Forget the box's usage totals with the box."""
+    await async_remove_usage(hass, entry.entry_id)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry) -> None:

@@ -8,7 +8,7 @@ Assistant, so that nothing blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from homeassistant.core import HomeAssistant
 
 from .audio import (
     AudioBackend,
+    AudioDevice,
     AudioDeviceError,
     AudioError,
     BackendName,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from .settings import SessionSettings
 
 type DeviceLostHandler = Callable[[AudioDeviceError], None]
+type DeviceLabels = dict[str, str]
+"""Device name (what the backend opens) to the label a person reads."""
 type TaskStarter = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 
@@ -160,21 +163,28 @@ class AudioLink:
 
 async def async_list_devices(
     hass: HomeAssistant, choice: AudioBackendChoice
-) -> tuple[list[str], list[str]]:
-    """Return the names of the input and output devices the backend sees (none if it fails)."""
+) -> tuple[DeviceLabels, DeviceLabels]:
+    """Return the input and the output devices the backend sees (none if it fails)."""
 
-    def list_devices() -> tuple[list[str], list[str]]:
+    def list_devices() -> tuple[DeviceLabels, DeviceLabels]:
         try:
             backend = _load_backend(choice)
         except AudioError:
-            return [], []
+            return {}, {}
         try:
             devices = backend.list_devices()
+        except AudioError:
+            devices = []
         finally:
             backend.close()
         return (
-            [device.name for device in devices if device.is_input],
-            [device.name for device in devices if device.is_output],
+            _labels(device for device in devices if device.is_input),
+            _labels(device for device in devices if device.is_output),
         )
 
     return await hass.async_add_executor_job(list_devices)
+
+
+def _labels(devices: Iterable[AudioDevice]) -> DeviceLabels:
+    """Name each device as people know it (PulseAudio's description, PortAudio's name)."""
+    return {device.name: device.description or device.name for device in devices}

@@ -7,7 +7,6 @@ from typing import Any, override
 
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
-    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
@@ -35,7 +34,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
-from .audio_link import async_list_devices
+from .audio_link import DeviceLabels, async_list_devices
 from .const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_ALLOWED_ACTIONS,
@@ -76,12 +75,14 @@ from .const import (
     AudioBackendChoice,
     Duplex,
 )
+from .models import RealtimeVoiceConfigEntry
 from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
 from .realtime.events import VOICES
 from .realtime.keys import check_api_key
 
 MODELS = ("gpt-realtime", "gpt-realtime-mini", "gpt-realtime-2", "gpt-realtime-2.1-mini")
 ADVANCED = "advanced"
+TITLE = "Realtime Voice"
 _MULTILINE = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multiline=True))
 
 
@@ -139,11 +140,12 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         """Collect the steps' answers."""
         self._data: dict[str, Any] = {}
         self._options: dict[str, Any] = {}
+        self._device_labels: DeviceLabels = {}
 
     @staticmethod
     @callback
     @override
-    def async_get_options_flow(config_entry: ConfigEntry) -> RealtimeVoiceOptionsFlow:
+    def async_get_options_flow(config_entry: RealtimeVoiceConfigEntry) -> RealtimeVoiceOptionsFlow:
         """Options: everything but the key."""
         return RealtimeVoiceOptionsFlow()
 
@@ -193,7 +195,9 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
             self._abort_if_unique_id_configured()
             return self.async_create_entry(
-                title="Realtime Voice", data=data, options=_default_options(self._options)
+                title=_box_title(data, self._device_labels),
+                data=data,
+                options=_default_options(self._options),
             )
         schema = await self._device_schema(self._data.get(CONF_AUDIO_BACKEND))
         return self.async_show_form(step_id="audio", data_schema=schema)
@@ -247,15 +251,25 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
     async def _device_schema(self, backend: str | None) -> probatio.Schema:
-        """List the backend's devices, "default" first."""
+        """List the backend's devices by the names people know them by, "default" first."""
         inputs, outputs = await async_list_devices(
             self.hass, AudioBackendChoice(backend or AudioBackendChoice.AUTO)
         )
+        self._device_labels = {**inputs, **outputs}
 
-        def choices(names: list[str]) -> SelectSelector:
-            options = [SelectOptionDict(value=DEFAULT_DEVICE, label="Default")]
-            options += [SelectOptionDict(value=name, label=name) for name in names]
-            return SelectSelector(SelectSelectorConfig(options=options, custom_value=True))
+        def choices(devices: DeviceLabels) -> SelectSelector:
+            options = [SelectOptionDict(value=DEFAULT_DEVICE, label=DEFAULT_DEVICE)]
+            options += [
+                SelectOptionDict(value=name, label=label)
+                for name, label in devices.items()
+                if name != DEFAULT_DEVICE
+            ]
+            # The translation key names "default"; the devices show their own labels.
+            return SelectSelector(
+                SelectSelectorConfig(
+                    options=options, custom_value=True, translation_key="audio_device"
+                )
+            )
 
         return probatio.Schema(
             {
@@ -269,6 +283,14 @@ def _box_id(data: Mapping[str, Any]) -> str:
     """Identify a box by its devices: two entries must not share a microphone and speaker."""
     devices = (data.get(CONF_INPUT_DEVICE), data.get(CONF_OUTPUT_DEVICE))
     return "|".join(device or DEFAULT_DEVICE for device in devices)
+
+
+def _box_title(data: Mapping[str, Any], labels: DeviceLabels) -> str:
+    """Name the box after its devices, so that boxes tell apart (none: both are defaults)."""
+    chosen = (data.get(CONF_INPUT_DEVICE), data.get(CONF_OUTPUT_DEVICE))
+    names = [labels.get(name, name) for name in chosen if name not in (None, DEFAULT_DEVICE)]
+    unique = dict.fromkeys(names)  # a headset's one name, once
+    return f"{TITLE} ({' / '.join(unique)})" if unique else TITLE
 
 
 def _default_options(persona: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +314,9 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show every option with its current value."""
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            # A field emptied in the form arrives missing; for the transcription model that
+            # means off (stored as ""), not the default again.
+            return self.async_create_entry(data={CONF_TRANSCRIPTION_MODEL: "", **user_input})
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
@@ -327,9 +351,7 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
                 probatio.Optional(CONF_VAD_EAGERNESS, default="auto"): _select(
                     ["auto", "low", "medium", "high"], CONF_VAD_EAGERNESS
                 ),
-                probatio.Optional(
-                    CONF_TRANSCRIPTION_MODEL, default=DEFAULT_TRANSCRIPTION_MODEL
-                ): str,
+                probatio.Optional(CONF_TRANSCRIPTION_MODEL): str,
                 probatio.Optional(CONF_TRANSCRIPTION_LANGUAGE): str,
                 probatio.Optional(CONF_LLM_HASS_API): SelectSelector(
                     SelectSelectorConfig(options=apis, multiple=True)

@@ -1,28 +1,48 @@
-"""Diagnostics: the settings and the state of a box, with the API key redacted."""
+"""Diagnostics: the settings and the state of a box, without the key or anything private.
+
+What people said at home (transcripts), the persona and the user's own tools are the user's
+text: a diagnostics file ends up attached to public issues, so they are redacted too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 
+from .const import CONF_GREETING, CONF_INSTRUCTIONS, CONF_USER_TOOLS
 from .models import RealtimeVoiceConfigEntry
 
-TO_REDACT = {CONF_API_KEY, "api_key"}
+TO_REDACT: Final = {
+    CONF_API_KEY,
+    CONF_INSTRUCTIONS,
+    CONF_GREETING,
+    CONF_USER_TOOLS,
+    "user_transcript",
+    "assistant_transcript",
+}
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: RealtimeVoiceConfigEntry
 ) -> dict[str, Any]:
-    """Return what helps to understand a problem, never the key."""
+    """Return what helps to understand a problem, never the key or the user's words."""
     session = entry.runtime_data.session
-    return {
-        "data": async_redact_data(dict(entry.data), TO_REDACT),
-        "options": dict(entry.options),
-        "settings": async_redact_data(asdict(session.settings), TO_REDACT),
-        "state": asdict(session.state),
-        "audio": session.audio_diagnostics(),
-    }
+    return async_redact_data(
+        {
+            "data": dict(entry.data),
+            "options": dict(entry.options),
+            "settings": asdict(session.settings, dict_factory=_json_dict),
+            "state": asdict(session.state),
+            "audio": session.audio_diagnostics(),
+        },
+        TO_REDACT,
+    )
+
+
+def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a dataclass's dict with its sets as sorted lists (JSON has no sets)."""
+    return {key: sorted(value) if isinstance(value, frozenset) else value for key, value in items}

@@ -54,18 +54,6 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
         attributes_fn=lambda state: {"last_error": state.last_error},
     ),
     RealtimeVoiceSensorDescription(
-        key="user_transcript",
-        translation_key="user_transcript",
-        value_fn=lambda state: _text(state.user_transcript),
-        attributes_fn=lambda state: _transcript_attributes(state.user_transcript),
-    ),
-    RealtimeVoiceSensorDescription(
-        key="assistant_transcript",
-        translation_key="assistant_transcript",
-        value_fn=lambda state: _text(state.assistant_transcript),
-        attributes_fn=lambda state: _transcript_attributes(state.assistant_transcript),
-    ),
-    RealtimeVoiceSensorDescription(
         key="session_tokens",
         translation_key="session_tokens",
         entity_category=EntityCategory.DIAGNOSTIC,
@@ -91,6 +79,22 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
 )
 
 
+TRANSCRIPT_SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
+    RealtimeVoiceSensorDescription(
+        key="user_transcript",
+        translation_key="user_transcript",
+        value_fn=lambda state: _text(state.user_transcript),
+        attributes_fn=lambda state: _transcript_attributes(state.user_transcript),
+    ),
+    RealtimeVoiceSensorDescription(
+        key="assistant_transcript",
+        translation_key="assistant_transcript",
+        value_fn=lambda state: _text(state.assistant_transcript),
+        attributes_fn=lambda state: _transcript_attributes(state.assistant_transcript),
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: RealtimeVoiceConfigEntry,
@@ -98,6 +102,7 @@ async def async_setup_entry(
 ) -> None:
     """Add the box's sensors."""
     add_entities(entry, async_add_entities, RealtimeVoiceSensor, SENSORS)
+    add_entities(entry, async_add_entities, TranscriptSensor, TRANSCRIPT_SENSORS)
 
 
 class RealtimeVoiceSensor(RealtimeVoiceEntity, SensorEntity):
@@ -116,3 +121,14 @@ class RealtimeVoiceSensor(RealtimeVoiceEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the details computed from the snapshot."""
         return self.entity_description.attributes_fn(self.session.state)
+
+
+class TranscriptSensor(RealtimeVoiceSensor):
+    """The last words of one side; its attributes stay out of the recorder.
+
+    The live assistant text changes up to four times a second while it is spoken, and `text`
+    holds all of it: recorded, that is a database row per update and everything said at home
+    kept in the history. The state (the first 255 characters) is recorded as usual.
+    """
+
+    _unrecorded_attributes = frozenset({"text", "time", "final"})

@@ -23,12 +23,21 @@ class _Stored(TypedDict):
     total_cost: float
 
 
+def _store(hass: HomeAssistant, entry_id: str) -> Store[_Stored]:
+    return Store(hass, _STORAGE_VERSION, f"{DOMAIN}.{entry_id}.usage")
+
+
+async def async_remove_usage(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete the stored totals of a box that is removed."""
+    await _store(hass, entry_id).async_remove()
+
+
 class UsageLedger:
     """Counts what conversations use."""
 
     def __init__(self, hass: HomeAssistant, entry_id: str, prices: Prices) -> None:
         """Start empty; async_load() reads the stored totals."""
-        self._store: Store[_Stored] = Store(hass, _STORAGE_VERSION, f"{DOMAIN}.{entry_id}.usage")
+        self._store = _store(hass, entry_id)
         self.prices = prices
         self.session = Usage()
         self.session_cost = 0.0

@@ -27,10 +27,27 @@ READY = re.compile(r"Home Assistant is ready at (\S+)")
 
 
 class DevServer(NamedTuple):
-    """Where scripts/develop's Home Assistant and simulator listen."""
+    """Where scripts/develop's Home Assistant and simulator listen, and which release it is."""
 
     url: str
     simulator_url: str
+    version: str
+
+
+def home_assistant_version() -> str:
+    """Return the Home Assistant release scripts/develop runs.
+
+    RV_HASS_VENV's (scripts/test-newest-ha: the newest), else the one the harness pins.
+    """
+    if venv := os.environ.get("RV_HASS_VENV"):
+        code = "from homeassistant.const import __version__; print(__version__)"
+        answer = subprocess.run(  # that environment's own Python
+            [f"{venv}/bin/python", "-c", code], capture_output=True, text=True, check=True
+        )
+        return answer.stdout.strip()
+    from homeassistant.const import __version__  # noqa: PLC0415 - only without RV_HASS_VENV
+
+    return __version__
 
 
 @pytest.fixture
@@ -98,7 +115,9 @@ def _develop(directory: Path, artifacts: Path, *, fresh: bool) -> Iterator[DevSe
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"scripts/develop did not start:\n{output.read_text()[-4000:]}")
             time.sleep(0.2)
-        yield DevServer(ready.group(1), f"http://127.0.0.1:{simulator_port}")
+        yield DevServer(
+            ready.group(1), f"http://127.0.0.1:{simulator_port}", home_assistant_version()
+        )
     finally:
         # Its trap stops Home Assistant and the simulator; if it hangs, its process group (its
         # own, by start_new_session) goes.

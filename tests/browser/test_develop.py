@@ -57,6 +57,8 @@ def test_develop_starts_with_the_integration_set_up(dev_server: DevServer, tmp_p
         answer: dict[str, str] = home_assistant.request("GET", f"/api/states/{entity_id}")
         return answer["state"]
 
+    # The release it was meant to be (scripts/test-newest-ha: the newest one).
+    assert home_assistant.request("GET", "/api/config")["version"] == dev_server.version
     entries = home_assistant.request(
         "GET", "/api/config/config_entries/entry?domain=realtime_voice"
     )

@@ -13,7 +13,7 @@ import ctypes
 import time
 from typing import Final
 
-from .libpulse import LIBPULSE, PulseError, PulseLibraryMissing
+from .libpulse import PulseError, load_library
 
 _CONTEXT_NOAUTOSPAWN: Final = 1
 _CONTEXT_READY: Final = 4
@@ -41,20 +41,15 @@ _INFO_CALLBACK = ctypes.CFUNCTYPE(
 type DeviceList = list[tuple[str, str]]
 """(name, description) pairs."""
 
-_pulse: ctypes.CDLL | None = None
-
 
 def _library() -> ctypes.CDLL:
-    """Load libpulse once and declare the few introspection calls used here."""
-    global _pulse  # noqa: PLW0603 - one process-wide handle, as in libpulse.py
-    if _pulse is None:
-        try:
-            pulse = ctypes.CDLL(LIBPULSE)
-        except OSError as err:
-            raise PulseLibraryMissing(f"{LIBPULSE} is not installed: {err}") from err
-        _declare(pulse)
-        _pulse = pulse
-    return _pulse
+    """Return libpulse, loaded once with libpulse-simple, with the introspection calls declared.
+
+    Declared at every use: cheap, and right even for a library loaded anew.
+    """
+    pulse = load_library().pulse
+    _declare(pulse)
+    return pulse
 
 
 def _declare(pulse: ctypes.CDLL) -> None:

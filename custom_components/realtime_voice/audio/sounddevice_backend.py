@@ -10,6 +10,7 @@ and the stream goes silent from then on.
 from __future__ import annotations
 
 from collections.abc import Buffer, Callable
+from contextlib import suppress
 import threading
 import time
 from types import ModuleType
@@ -103,7 +104,7 @@ class SoundDeviceBackend:
         on_error: ErrorHandler,
     ) -> DeviceStream:
         """Start recording; on_block gets 20 ms blocks in the format the device opened with."""
-        stream = _PortAudioStream(device, on_error)
+        stream = _PortAudioStream(device, on_error, on_closed=self._streams.discard)
 
         def callback(indata: Buffer, _frames: int, _time: object, _status: object) -> None:
             if stream.alive():
@@ -126,7 +127,7 @@ class SoundDeviceBackend:
         on_error: ErrorHandler,
     ) -> OutputDeviceStream:
         """Start playing what pull returns, from PortAudio's callback."""
-        stream = _PortAudioStream(device, on_error)
+        stream = _PortAudioStream(device, on_error, on_closed=self._streams.discard)
 
         def callback(outdata: memoryview, frames: int, _time: object, _status: object) -> None:
             outdata[:] = pull(frames) if stream.alive() else bytes(len(outdata))
@@ -162,12 +163,12 @@ class SoundDeviceBackend:
                 factory, kind, name, audio_format, stream.beat_then(callback)
             )
             stream.attach(native, opened)
-        except self._sd.PortAudioError as err:
+        # sounddevice raises ValueError for a name that matches no device, or several.
+        except (self._sd.PortAudioError, ValueError) as err:
             raise AudioDeviceError(
                 f"cannot open PortAudio device {device or 'default'}: {err}"
             ) from err
         self._streams.add(stream)
-        stream.on_closed = self._streams.discard
         return stream
 
     def _open(
@@ -179,20 +180,15 @@ class SoundDeviceBackend:
         callback: _Callback,
     ) -> tuple[_NativeStream, AudioFormat]:
         """Open at the asked format or, if the device refuses it, at its default format."""
-        formats = [audio_format]
         info = self._sd.query_devices(device, kind)
         native = AudioFormat(
             int(info["default_samplerate"]), min(2, int(info[f"max_{kind}_channels"]))
         )
-        if native != audio_format:
-            formats.append(native)
-        for candidate in formats:
-            try:
+        formats = list(dict.fromkeys((audio_format, native)))  # the device's own, if other
+        for candidate in formats[:-1]:
+            with suppress(self._sd.PortAudioError):
                 return self._open_as(factory, device, candidate, callback), candidate
-            except self._sd.PortAudioError:
-                if candidate is formats[-1]:
-                    raise
-        raise AssertionError  # pragma: no cover - the loop returns or raises
+        return self._open_as(factory, device, formats[-1], callback), formats[-1]
 
     def _open_as(
         self,
@@ -222,8 +218,14 @@ class SoundDeviceBackend:
 class _PortAudioStream:
     """A started PortAudio stream plus the watchdog that notices when it stops calling back."""
 
-    def __init__(self, device: str | None, on_error: ErrorHandler) -> None:
-        self.on_closed: Callable[[_PortAudioStream], None] | None = None
+    def __init__(
+        self,
+        device: str | None,
+        on_error: ErrorHandler,
+        *,
+        on_closed: Callable[[_PortAudioStream], None],
+    ) -> None:
+        self._on_closed = on_closed
         self._device = device or "default"
         self._on_error = on_error
         self._native: _NativeStream | None = None
@@ -276,8 +278,7 @@ class _PortAudioStream:
         if self._native is not None:
             self._native.close(ignore_errors=True)
             self._native = None
-            if self.on_closed is not None:
-                self.on_closed(self)
+            self._on_closed(self)
 
     def _watch(self) -> None:
         """Report the device lost when callbacks stop for longer than the timeout."""
