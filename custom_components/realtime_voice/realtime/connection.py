@@ -29,8 +29,10 @@ from aiortc import (
 from aiortc.exceptions import OperationError
 
 from .errors import (
+    MODEL_ERROR_CODES,
     AuthenticationError,
     ConnectError,
+    ModelUnavailableError,
     NotConnectedError,
     ProtocolError,
     QuotaError,
@@ -195,9 +197,11 @@ class RealtimeConnection:
         finally:
             self._session_updates.pop(event_id, None)
 
-    def create_response(self, instructions: str | None = None) -> None:
+    def create_response(
+        self, instructions: str | None = None, *, max_output_tokens: int | None = None
+    ) -> None:
         """Ask for a response now, or right after the active one is done."""
-        event = response_create(instructions)
+        event = response_create(instructions, max_output_tokens)
         if self._response_active:
             self._queued_responses.append(event)
             return
@@ -481,6 +485,8 @@ def http_error(status: int, body: str) -> RealtimeError:
         kind = QuotaError if code == "insufficient_quota" else RateLimitError
     elif status >= 500:  # noqa: PLR2004
         kind = ConnectError
+    elif code in MODEL_ERROR_CODES:
+        kind = ModelUnavailableError
     else:
         kind = ProtocolError
     return kind(message, code=code, status=status)
