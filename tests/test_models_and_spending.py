@@ -7,26 +7,17 @@ list has OpenAI's `shutdown_date`s; its usage follows tests/simulator/usage_mode
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.recorder import Recorder
-from homeassistant.components.recorder.statistics import get_metadata, statistics_during_period
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
-from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
-from pytest_homeassistant_custom_component.components.recorder.common import (
-    async_wait_recording_done,
-    do_adhoc_statistics,
-    get_start_time,
-)
 
 from custom_components.realtime_voice.budget import GOODBYE_MAX_OUTPUT_TOKENS, reserve
 from custom_components.realtime_voice.const import (
@@ -163,8 +154,10 @@ async def test_a_model_refused_at_connect_raises_the_issue_at_once(
 async def test_a_model_the_account_cannot_use_ends_the_conversation_with_the_issue(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
-    """An unlisted model: warned at setup; its first answer fails (`model_not_found`), the
-    conversation ends and the issue says OpenAI refused it; the fix makes the box talk again."""
+    """An unlisted model: warned at setup, then its first answer fails (`model_not_found`).
+
+    The conversation ends and the issue says OpenAI refused it; its fix makes the box talk again.
+    """
     entry = box_entry(simulator, options={CONF_MODEL: "gpt-realtime-9"})
     async with running_box(hass, entry):
         issue = _issue(hass, entry.entry_id)
@@ -193,8 +186,10 @@ async def test_a_model_the_account_cannot_use_ends_the_conversation_with_the_iss
 async def test_the_token_sensor_is_openais_total_on_openais_own_examples(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
-    """OpenAI's GA usage example counts 253 tokens and costs mini's prices; its transcription
-    example adds 13 audio and 9 text tokens at gpt-4o-mini-transcribe's prices."""
+    """OpenAI's GA usage example counts 253 tokens, at mini's prices.
+
+    Its transcription example adds 13 audio and 9 text tokens at gpt-4o-mini-transcribe's prices.
+    """
     async with running_box(hass, box_entry(simulator)):
         usage_events = EventLog(hass, EVENT_USAGE)
         await _call(hass, "start_conversation")
@@ -244,9 +239,8 @@ async def test_tokens_and_cost_of_a_real_conversation(
         call = await simulator.wait_for_call()
         for text in ("Hello", "Tell me a joke", "Another one"):
             await _talk(hass, transcripts, text)
-            await usage_events.wait_for(
-                lambda _data, n=len(_done(call)): len(usage_events.events) >= n
-            )
+            answered = len(_done(call))
+            await usage_events.wait_for(lambda _data, n=answered: len(usage_events.events) >= n)
         await _call(hass, "end_conversation")
         done = _done(call)
         assert len(done) == 3
@@ -285,8 +279,10 @@ async def test_a_start_beyond_the_daily_limit_is_refused(
 async def test_a_conversation_that_reaches_its_limit_ends_with_a_short_goodbye(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
-    """Once the next answer and a goodbye might not fit, the box says goodbye and hangs up,
-    and the conversation's cost stays under the limit, goodbye included."""
+    """Once the next answer and a goodbye might not fit, the box says goodbye and hangs up.
+
+    The conversation's cost stays under the limit, goodbye included.
+    """
     limit = reserve(model_prices("gpt-realtime-2.1-mini"), 0.0) + 0.0015  # room for a few answers
     entry = box_entry(simulator, options={CONF_BUDGET_CONVERSATION: limit})
     async with running_box(hass, entry):
@@ -314,8 +310,10 @@ async def test_a_conversation_that_reaches_its_limit_ends_with_a_short_goodbye(
 async def test_reasoning_and_truncation_reach_the_session(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
-    """Options become the GA `reasoning` and `truncation`; reasoning only for models that take
-    it (the simulator refuses it for older models, as OpenAI does)."""
+    """Options become the GA `reasoning` and `truncation`.
+
+    Reasoning goes only to models that take it (the simulator refuses it for older ones).
+    """
     options = {
         CONF_MODEL: "gpt-realtime-2.1",
         CONF_REASONING_EFFORT: "high",
@@ -386,4 +384,3 @@ def _transcription_done(usage: dict[str, Any]) -> dict[str, Any]:
         "transcript": "Hello, how are you?",
         "usage": usage,
     }
-

@@ -129,7 +129,7 @@ def test_prices_follow_the_model_and_the_modality() -> None:
 
 
 def test_the_ga_example_costs_what_each_model_charges() -> None:
-    """mini prices the example at about a third of 2.1, not at gpt-realtime's prices."""
+    """Mini prices the example at about a third of 2.1, not at gpt-realtime's prices."""
     usage = _response_done(GA_RESPONSE_USAGE).usage
     full = (55 * 4 + 64 * 0.40 + 13 * 32 + 30 * 24 + 91 * 64) / 1e6
     mini = (55 * 0.60 + 64 * 0.06 + 13 * 10 + 30 * 2.40 + 91 * 20) / 1e6

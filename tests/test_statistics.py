@@ -27,9 +27,7 @@ pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(
-    recorder_db_url: str, enable_custom_integrations: None
-) -> None:
+def auto_enable_custom_integrations(recorder_db_url: str, enable_custom_integrations: None) -> None:
     """Load custom integrations; the recorder's database is prepared before Home Assistant."""
 
 
