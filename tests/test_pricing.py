@@ -32,6 +32,8 @@ from custom_components.realtime_voice.realtime.events import (
 )
 from custom_components.realtime_voice.realtime.keys import ModelInfo, parse_models
 
+from .bench.cost import estimates
+
 # OpenAI's own examples, verbatim: the GA `response.done` usage of the API reference, and the
 # `usage` of its `conversation.item.input_audio_transcription.completed` example.
 GA_RESPONSE_USAGE = {
@@ -230,3 +232,18 @@ def test_which_models_reason() -> None:
     assert not takes_reasoning("gpt-realtime-1.5")
     assert not takes_reasoning("gpt-realtime-mini")
     assert not takes_reasoning("gpt-realtime-2025-08-28")
+
+
+def test_the_bench_cost_estimate() -> None:
+    """The bench's USD per minute: the integration's prices on the simulator's usage.
+
+    2.1 costs about three times mini; a bounded context pays off in long conversations.
+    """
+    rows = {(row.model, row.truncation): row for row in estimates()}
+    full, mini = rows["gpt-realtime-2.1", "auto"], rows["gpt-realtime-2.1-mini", "auto"]
+    assert 2.5 < full.usd_per_minute / mini.usd_per_minute < 3.5
+    assert 0.05 < full.usd_per_minute < 0.15
+    assert full.cached_share > 0.9
+    bounded = rows["gpt-realtime-2.1-mini", "4k@0.5"]
+    assert bounded.last_input_tokens < full.last_input_tokens / 2
+    assert bounded.longer[-1] < mini.longer[-1] * 0.6  # 55 minutes: about half the cost

@@ -68,7 +68,7 @@ class Truncation:
     invalidates the cached context, so the bill grows with the limit, not with the length.
     """
 
-    retention_ratio: float = 0.8
+    retention_ratio: float = 0.5
     """Share of the limit kept when the conversation is cut."""
     post_instructions_tokens: int | None = None
     """The limit for the conversation after the instructions; None: the model's context."""
