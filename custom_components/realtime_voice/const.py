@@ -59,8 +59,9 @@ DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
 DEFAULT_TOOL_TIMEOUT: Final = 10  # seconds
 DEFAULT_MAX_TOOL_CALLS: Final = 5  # per user turn
 
-DEFAULT_RETENTION_RATIO: Final = 0.5  # kept when the context limit is reached: a deep cut
-# happens seldom, and each cut makes the next answer re-read the conversation uncached (bench)
+# Share of the context limit kept when it is reached: a deep cut happens seldom, and each cut
+# makes the next answer re-read the conversation uncached (tests/bench/cost.py).
+DEFAULT_RETENTION_RATIO: Final = 0.5
 
 
 class AudioBackendChoice(StrEnum):
