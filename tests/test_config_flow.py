@@ -159,6 +159,14 @@ def _entry(simulator: Simulator, api_key: str | None = None) -> MockConfigEntry:
     return box_entry(simulator, api_key=api_key)
 
 
+async def _options(hass: HomeAssistant, simulator: Simulator) -> tuple[MockConfigEntry, dict]:
+    """Set a box up and open its options."""
+    entry = _entry(simulator)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    return entry, await hass.config_entries.options.async_init(entry.entry_id)
+
+
 async def test_a_refused_key_at_startup_asks_for_a_new_one(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
@@ -207,10 +215,7 @@ async def test_options_apply_to_the_next_conversation(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
     """The options flow shows every option and stores what the user chose."""
-    entry = _entry(simulator)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    entry, result = await _options(hass, simulator)
     assert result["step_id"] == "init"
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -255,10 +260,7 @@ async def test_invalid_price_overrides_are_a_form_error(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
     """The overrides are checked: the form says what is wrong and nothing is stored."""
-    entry = _entry(simulator)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    entry, result = await _options(hass, simulator)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_PRICES: {"audio": {"ouput": 50}}}
     )
@@ -297,10 +299,7 @@ async def test_max_duration_cannot_pass_55_minutes(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
     """OpenAI ends sessions at 60 minutes: the option refuses more than 55."""
-    entry = _entry(simulator)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    _, result = await _options(hass, simulator)
     with pytest.raises(InvalidData, match="max_duration"):
         await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_MAX_DURATION: 90}

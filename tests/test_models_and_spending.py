@@ -66,6 +66,13 @@ async def _fix(hass: HomeAssistant, issue: str) -> dict[str, Any]:
     return form
 
 
+async def _a_day_later(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """Let a day pass: the daily model check runs (and its request is answered)."""
+    freezer.tick(timedelta(days=1, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
 async def _talk(hass: HomeAssistant, transcripts: EventLog, text: str = "Hello") -> None:
     """Type a question and wait for the spoken answer's transcript."""
     count = len(transcripts.events)
@@ -109,9 +116,7 @@ async def test_the_daily_check_notices_a_shutdown_date_and_a_vanished_model(
         assert _issue(hass, entry.entry_id) is None
 
         simulator.models["gpt-realtime-2.1-mini"] = "2028-03-01"
-        freezer.tick(timedelta(days=1, seconds=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
+        await _a_day_later(hass, freezer)
         issue = _issue(hass, entry.entry_id)
         assert issue is not None
         assert issue.translation_key == "model_retiring"
@@ -120,17 +125,13 @@ async def test_the_daily_check_notices_a_shutdown_date_and_a_vanished_model(
         assert issue.translation_placeholders["replacement"] == "gpt-realtime-2.1"
 
         del simulator.models["gpt-realtime-2.1-mini"]
-        freezer.tick(timedelta(days=1, seconds=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
+        await _a_day_later(hass, freezer)
         issue = _issue(hass, entry.entry_id)
         assert issue is not None
         assert issue.translation_key == "model_unlisted"
 
         simulator.models["gpt-realtime-2.1-mini"] = None
-        freezer.tick(timedelta(days=1, seconds=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
+        await _a_day_later(hass, freezer)
         assert _issue(hass, entry.entry_id) is None
 
 
