@@ -121,7 +121,8 @@ def _models(listed: Iterable[ModelInfo]) -> SelectSelector:
     return _select(ids, None, custom=True)
 
 
-def _persona_schema(listed: Iterable[ModelInfo]) -> probatio.Schema:
+def persona_schema(listed: Iterable[ModelInfo]) -> probatio.Schema:
+    """Return the persona step: instructions, voice, the account's models, audio library."""
     return probatio.Schema(
         {
             probatio.Required(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
@@ -201,7 +202,7 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             self._data[CONF_AUDIO_BACKEND] = user_input.pop(CONF_AUDIO_BACKEND)
             self._options = user_input
             return await self.async_step_audio()
-        return self.async_show_form(step_id="persona", data_schema=_persona_schema(self._listed))
+        return self.async_show_form(step_id="persona", data_schema=persona_schema(self._listed))
 
     async def async_step_audio(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the microphone and the speaker."""
