@@ -655,7 +655,7 @@ async def test_models_the_account_cannot_use(simulator: Simulator, client: Plain
     call = await _connect(simulator, client, {**SESSION, "model": "gpt-realtime-9"})
     assert not call.model_available
     client.send({"type": "response.create"})
-    done = (await client.wait_for_event("response.done"))["response"]
+    done = (await client.wait_for_event("response.done", timeout=15))["response"]
     assert done["status"] == "failed"
     assert done["status_details"]["error"]["code"] == "model_not_found"
     assert done["usage"]["total_tokens"] == 0
@@ -673,7 +673,7 @@ async def test_reasoning_only_for_models_that_reason(
     assert answer.json()["error"]["param"] == "session.reasoning"
     call = await _connect(simulator, client, {**SESSION, "model": "gpt-realtime-1.5"})
     client.send({"type": "session.update", "session": {"type": "realtime", **reasoning}})
-    error = await client.wait_for_event("error")
+    error = await client.wait_for_event("error", timeout=15)
     assert error["error"]["code"] == "unsupported_parameter"
     assert "reasoning" not in call.session
     simulator.allow_invalid_client_events = True
@@ -743,7 +743,7 @@ async def test_max_output_tokens_cuts_the_reply(simulator: Simulator, client: Pl
     simulator.script(Reply("This answer goes on and on for a good many seconds, far too long."))
     await _connect(simulator, client)
     client.send({"type": "response.create", "response": {"max_output_tokens": 40}})
-    done = (await client.wait_for_event("response.done", timeout=8))["response"]
+    done = (await client.wait_for_event("response.done", timeout=15))["response"]
     assert done["status"] == "incomplete"
     assert done["status_details"]["reason"] == "max_output_tokens"
     assert done["usage"]["output_tokens"] <= 40
