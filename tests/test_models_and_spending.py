@@ -93,6 +93,12 @@ async def test_a_retiring_model_raises_a_repair_whose_fix_switches_the_box(
         assert issue.translation_placeholders is not None
         assert issue.translation_placeholders["shutdown_date"] == "2027-01-19"
         assert issue.translation_placeholders["replacement"] == "gpt-realtime-2.1"
+        transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+        await _call(hass, "start_conversation")
+        assert (await simulator.wait_for_call()).session["model"] == "gpt-realtime"
+        await _talk(hass, transcripts)  # the model still answers: the warning stays
+        await _call(hass, "end_conversation")
+        assert _issue(hass, entry.entry_id) is not None
 
         form = await _fix(hass, issue.issue_id)
         await hass.async_block_till_done()

@@ -69,7 +69,7 @@ def async_check_model(
         case ModelProblem.UNLISTED:
             async_raise(hass, entry, model, ModelProblem.UNLISTED, models)
         case _:
-            async_clear(hass, entry.entry_id, keep_refused=True)
+            async_clear_listing(hass, entry.entry_id, model)
 
 
 @callback
@@ -106,12 +106,23 @@ def async_raise(
 
 
 @callback
-def async_clear(hass: HomeAssistant, entry_id: str, *, keep_refused: bool = False) -> None:
-    """Remove the box's model issue (a refusal stays until OpenAI accepts the model)."""
+def async_clear_listing(hass: HomeAssistant, entry_id: str, model: str) -> None:
+    """Remove the issue: the account lists the model; a refusal of this very model stays."""
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry_id))
-    if issue is None or (keep_refused and issue.translation_key == ModelProblem.REFUSED):
+    if issue is None:
         return
+    refused = issue.translation_key == ModelProblem.REFUSED
+    if refused and (issue.translation_placeholders or {}).get("model") == model:
+        return  # OpenAI refused it although listed (no access): until it answers
     ir.async_delete_issue(hass, DOMAIN, issue_id(entry_id))
+
+
+@callback
+def async_clear_refusal(hass: HomeAssistant, entry_id: str) -> None:
+    """Remove a refusal issue: OpenAI answered with the model."""
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry_id))
+    if issue is not None and issue.translation_key == ModelProblem.REFUSED:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(entry_id))
 
 
 @callback

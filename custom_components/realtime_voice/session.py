@@ -38,7 +38,7 @@ from .const import (
     LOGGER,
     EndReason,
 )
-from .model_issues import ModelProblem, async_clear as clear_model_issue, async_raise
+from .model_issues import ModelProblem, async_clear_refusal, async_raise
 from .realtime.connection import CloseReason, RealtimeConnection, Timeouts
 from .realtime.errors import MODEL_ERROR_CODES, ModelUnavailableError
 from .realtime.events import (
@@ -438,7 +438,7 @@ class VoiceSession:
         elif event.status == "failed":
             LOGGER.warning("A response failed: %s", event.reason or event.error_code)
         elif event.status == "completed":
-            clear_model_issue(self.hass, self.entry_id)  # OpenAI accepts the model
+            async_clear_refusal(self.hass, self.entry_id)  # OpenAI accepts the model
         if event.response_id not in self._spoken_responses and not self._connection_busy():
             self._quiet.set()  # a response without audio (a tool call, a failure) ends here
             if self._state.activity is Activity.THINKING:
