@@ -96,7 +96,9 @@ async def _async_options_updated(hass: HomeAssistant, entry: RealtimeVoiceConfig
 
 async def async_migrate_entry(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry) -> bool:
     """1.1 → 1.2: five prices for one model become per-model prices with optional overrides."""
-    if entry.version == 1 and entry.minor_version < 2:  # noqa: PLR2004
+    if entry.version > 1:
+        return False  # written by a newer version of the integration
+    if entry.minor_version < 2:  # noqa: PLR2004
         options = {k: v for k, v in entry.options.items() if k not in _LEGACY_PRICES}
         if overrides := _legacy_price_overrides(entry.options):
             options[CONF_PRICES] = overrides

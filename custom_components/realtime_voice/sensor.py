@@ -75,7 +75,8 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.TOTAL,
         native_unit_of_measurement="tokens",
-        value_fn=lambda state: state.session_usage.total,
+        # Unknown until a conversation ran: a 0 after a restart would read as tokens given back.
+        value_fn=lambda state: state.session_usage.total if state.session_started else None,
         attributes_fn=lambda state: {
             **asdict(state.session_usage),
             **{f"transcription_{k}": v for k, v in asdict(state.session_transcription).items()},
