@@ -269,6 +269,8 @@ async def test_tokens_and_cost_are_counted_and_kept(
     assert await hass.config_entries.async_reload(box.entry_id)
     assert float(hass.states.get(COST).state) == pytest.approx(total)
     assert hass.states.get(TOKENS).attributes["total_tokens"] == int(tokens.state)
+    # No conversation since the restart: unknown, not 0 (statistics would read that as a drop).
+    assert hass.states.get(TOKENS).state == "unknown"
 
 
 async def test_the_automatic_audio_library_holds_a_conversation(

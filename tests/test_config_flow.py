@@ -17,22 +17,31 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.audio import libpulse
+from custom_components.realtime_voice.budget import BudgetLimits
 from custom_components.realtime_voice.const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
+    CONF_BUDGET_DAILY,
+    CONF_BUDGET_MONTHLY,
     CONF_CONFIRM_RISKY_ACTIONS,
+    CONF_CONTEXT_LIMIT,
     CONF_IDLE_TIMEOUT,
     CONF_INPUT_DEVICE,
     CONF_INSTRUCTIONS,
     CONF_MAX_DURATION,
     CONF_MODEL,
     CONF_OUTPUT_DEVICE,
+    CONF_PRICES,
+    CONF_REASONING_EFFORT,
+    CONF_RETENTION_RATIO,
     CONF_TRANSCRIPTION_MODEL,
     CONF_VOICE,
     DOMAIN,
     EVENT_TRANSCRIPT,
 )
+from custom_components.realtime_voice.pricing import Rates
+from custom_components.realtime_voice.realtime.events import Truncation
 
 from .integration import USER_TRANSCRIPT, EventLog, box_entry, running_box, speak_into_mic
 from .simulator import Simulator
@@ -106,13 +115,25 @@ async def test_the_whole_flow_creates_a_box(hass: HomeAssistant, simulator: Simu
     result = await _user_step(hass, simulator.base_url, simulator.api_key)
     assert result["step_id"] == "persona"
     assert _unexplained(result) == []
+    model = next(key for key in result["data_schema"].schema if key == CONF_MODEL)
+    offered = result["data_schema"].schema[model].config["options"]
+    assert model.default() == "gpt-realtime-2.1-mini"
+    assert offered[:2] == [
+        "gpt-realtime-2.1-mini",
+        "gpt-realtime-2.1",
+    ]  # the account's, current first
+    assert set(offered[-4:]) == {
+        "gpt-realtime", "gpt-realtime-2025-08-28", "gpt-realtime-mini",
+        "gpt-realtime-mini-2025-10-06",
+    }  # fmt: skip
+    assert "whisper-1" not in offered
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
             CONF_INSTRUCTIONS: "You are the kitchen assistant.",
             CONF_VOICE: "cedar",
-            CONF_MODEL: "gpt-realtime-mini",
+            CONF_MODEL: "gpt-realtime-2.1",
             CONF_AUDIO_BACKEND: "pulse",
         },
     )
@@ -142,7 +163,7 @@ async def test_the_whole_flow_creates_a_box(hass: HomeAssistant, simulator: Simu
     options = result["options"]
     assert options[CONF_INSTRUCTIONS] == "You are the kitchen assistant."
     assert options[CONF_VOICE] == "cedar"
-    assert options[CONF_MODEL] == "gpt-realtime-mini"
+    assert options[CONF_MODEL] == "gpt-realtime-2.1"
     assert options[CONF_ALLOW_RISKY_ACTIONS] is False
     assert options[CONF_CONFIRM_RISKY_ACTIONS] is True
     assert options[CONF_LLM_HASS_API] == ["assist"]
@@ -226,6 +247,14 @@ def _entry(simulator: Simulator, api_key: str | None = None) -> MockConfigEntry:
     return box_entry(simulator, api_key=api_key)
 
 
+async def _options(hass: HomeAssistant, simulator: Simulator) -> tuple[MockConfigEntry, dict]:
+    """Set a box up and open its options."""
+    entry = _entry(simulator)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    return entry, await hass.config_entries.options.async_init(entry.entry_id)
+
+
 async def test_a_refused_key_at_startup_asks_for_a_new_one(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
@@ -282,10 +311,7 @@ async def test_options_apply_to_the_next_conversation(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
     """The options flow shows every option and stores what the user chose."""
-    entry = _entry(simulator)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    entry, result = await _options(hass, simulator)
     assert result["step_id"] == "init"
     assert _unexplained(result, "options") == []
     result = await hass.config_entries.options.async_configure(
@@ -293,7 +319,8 @@ async def test_options_apply_to_the_next_conversation(
         {
             CONF_INSTRUCTIONS: "Speak like a pirate.",
             CONF_VOICE: "ash",
-            CONF_MODEL: "gpt-realtime",
+            CONF_MODEL: "gpt-realtime-2.1",
+            CONF_REASONING_EFFORT: "minimal",
             CONF_IDLE_TIMEOUT: 12,
             CONF_MAX_DURATION: 55,
             "duplex": "full",
@@ -303,11 +330,11 @@ async def test_options_apply_to_the_next_conversation(
             CONF_CONFIRM_RISKY_ACTIONS: False,
             "tool_timeout": 5,
             "max_tool_calls": 3,
-            "price_audio_input": 32,
-            "price_audio_output": 64,
-            "price_text_input": 4,
-            "price_text_output": 16,
-            "price_cached_input": 0.4,
+            CONF_CONTEXT_LIMIT: 8000,
+            CONF_RETENTION_RATIO: 0.6,
+            CONF_BUDGET_DAILY: 1.5,
+            CONF_BUDGET_MONTHLY: 20,
+            CONF_PRICES: {"audio": {"output": 50}},
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -320,6 +347,11 @@ async def test_options_apply_to_the_next_conversation(
     assert settings.tool_policy.allow_risky is True
     assert settings.tool_policy.confirm_risky is False
     assert settings.tool_policy.max_calls_per_turn == 3
+    assert settings.reasoning_effort == "minimal"
+    assert settings.truncation == Truncation(retention_ratio=0.6, post_instructions_tokens=8000)
+    assert settings.budget == BudgetLimits(daily=1.5, monthly=20)
+    assert settings.prices.audio == Rates(input=32, cached_input=0.4, output=50)
+    assert settings.prices.text.output == 24  # gpt-realtime-2.1's own
     assert entry.state is config_entries.ConfigEntryState.LOADED
 
 
@@ -355,14 +387,50 @@ async def test_an_emptied_transcription_model_switches_transcription_off(
     assert call.session["audio"]["input"]["transcription"] is None
 
 
+async def test_invalid_price_overrides_are_a_form_error(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The overrides are checked: the form says what is wrong and nothing is stored."""
+    entry, result = await _options(hass, simulator)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_PRICES: {"audio": {"ouput": 50}}}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_PRICES: "invalid_prices"}
+    assert result["description_placeholders"] == {"problem": "unknown price audio.ouput"}
+    assert CONF_PRICES not in entry.options
+
+
+async def test_old_price_options_become_overrides(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """1.1 entries had five prices for every model: changed ones stay, the old defaults go."""
+    old_defaults = {"price_audio_input": 32, "price_audio_output": 64, "price_text_input": 4,
+                    "price_text_output": 16, "price_cached_input": 0.4}  # fmt: skip
+    untouched = box_entry(simulator, options={CONF_MODEL: "gpt-realtime-2.1", **old_defaults})
+    changed = box_entry(
+        simulator,
+        microphone="other",
+        options={**old_defaults, "price_audio_output": 20, "price_cached_input": 0.3},
+    )
+    for entry in (untouched, changed):
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        assert entry.minor_version == 2
+        assert not any(key.startswith("price_") for key in entry.options)
+    assert untouched.options == {CONF_MODEL: "gpt-realtime-2.1"}
+    assert changed.options[CONF_PRICES] == {
+        "audio": {"input": 32, "cached_input": 0.3, "output": 20},
+        "text": {"input": 4, "cached_input": 0.3, "output": 16},
+    }
+    assert changed.runtime_data.session.settings.prices.audio.output == 20
+
+
 async def test_max_duration_cannot_pass_55_minutes(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
     """OpenAI ends sessions at 60 minutes: the option refuses more than 55."""
-    entry = _entry(simulator)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    _, result = await _options(hass, simulator)
     with pytest.raises(InvalidData, match="max_duration"):
         await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_MAX_DURATION: 90}

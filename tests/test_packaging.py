@@ -30,8 +30,10 @@ import pytest
 
 from custom_components.realtime_voice import config_flow, translated_errors
 from custom_components.realtime_voice.binary_sensor import BINARY_SENSORS
+from custom_components.realtime_voice.budget import LimitKind
 from custom_components.realtime_voice.button import BUTTONS
 from custom_components.realtime_voice.const import DOMAIN
+from custom_components.realtime_voice.model_issues import ModelProblem
 from custom_components.realtime_voice.realtime.events import Usage
 from custom_components.realtime_voice.sensor import SENSORS, TRANSCRIPT_SENSORS
 from custom_components.realtime_voice.services import async_setup_services
@@ -400,6 +402,15 @@ _FLOW = probatio.All(
     ),
     _described_data_only,
 )
+
+
+def _described_or_fixable(issue: dict[str, Any]) -> dict[str, Any]:
+    """Hassfest: an issue has a description, or a fix flow that describes it."""
+    if "description" not in issue and "fix_flow" not in issue:
+        raise probatio.Invalid("an issue needs a description or a fix_flow")
+    return issue
+
+
 _FIELDS = cv.schema_with_slug_keys(
     {probatio.Required("name"): str, probatio.Required("description"): _text()},
     slug_validator=_key,
@@ -433,7 +444,14 @@ STRINGS_SCHEMA = probatio.Schema(
             {probatio.Optional("message"): _text()}
         ),
         probatio.Optional("issues"): {
-            str: {probatio.Required("title"): _text(), probatio.Required("description"): _text()}
+            str: probatio.All(
+                {
+                    probatio.Required("title"): _text(),
+                    probatio.Exclusive("description", "fixable"): _text(),
+                    probatio.Exclusive("fix_flow", "fixable"): _FLOW,
+                },
+                _described_or_fixable,
+            )
         },
         probatio.Optional("services"): cv.schema_with_slug_keys(
             {
@@ -696,7 +714,13 @@ def test_translated_errors_and_issues_exist(hass: HomeAssistant) -> None:
     raised_issues = {
         value for name, value in vars(translated_errors).items() if name.startswith("ISSUE_")
     }
-    assert raised_issues == set(STRINGS["issues"])
+    budget_keys = {f"budget_{kind}" for kind in LimitKind}  # translated_errors.budget_error
+    assert budget_keys <= STRINGS["exceptions"].keys()
+    model_issues = {str(problem) for problem in ModelProblem}
+    assert raised_issues | budget_keys | model_issues == set(STRINGS["issues"])
+    for problem in model_issues:  # fixable: SwitchModelFlow's step and abort
+        assert set(STRINGS["issues"][problem]["fix_flow"]["step"]) == {"confirm"}
+        assert set(STRINGS["issues"][problem]["fix_flow"]["abort"]) == {"box_removed"}
 
 
 # --- Config flow: steps, errors, aborts, selectors ---------------------------------------------
@@ -775,7 +799,7 @@ def test_select_selectors_with_translation_keys_are_translated() -> None:
     """A select's translation_key points at strings.selector, with a label for each option."""
     selects = [
         validator
-        for validator in config_flow.PERSONA_SCHEMA.schema.values()
+        for validator in config_flow.persona_schema(()).schema.values()
         if isinstance(validator, selector.SelectSelector)
     ]
     assert selects

@@ -15,6 +15,7 @@ import pytest
 
 from .plain_client import PlainClient
 from .simulator import CallFunction, InvalidServerEventError, Reply, SimulatedCall, Simulator
+from .simulator.usage_model import ConversationContext, transcription_usage
 from .simulator.voice import tone
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
@@ -646,3 +647,128 @@ async def test_duplicate_events(simulator: Simulator, client: PlainClient) -> No
     assert [e for _, e in call.server_events].count(
         await client.wait_for_event("response.done")
     ) == 1
+
+
+# --- Models, usage and truncation ---------------------------------------------------------
+
+
+async def test_models_list_shutdown_dates(simulator: Simulator) -> None:
+    """`GET /v1/models` lists the account's models with OpenAI's `shutdown_date` where set."""
+    _, body, _ = await _post(simulator, "/v1/models", method="GET", key=simulator.api_key)
+    listed = {model["id"]: model.get("shutdown_date") for model in body["data"]}
+    assert listed["gpt-realtime"] == listed["gpt-realtime-mini"] == "2027-01-19"
+    assert listed["gpt-realtime-2.1"] is None
+    assert "shutdown_date" not in next(m for m in body["data"] if m["id"] == "gpt-realtime-2.1")
+    simulator.models["gpt-realtime-2.1"] = "2028-01-01"
+    _, body, _ = await _post(simulator, "/v1/models", method="GET", key=simulator.api_key)
+    assert next(m for m in body["data"] if m["id"] == "gpt-realtime-2.1")["shutdown_date"] == (
+        "2028-01-01"
+    )
+
+
+async def test_models_the_account_cannot_use(simulator: Simulator, client: PlainClient) -> None:
+    """A listed model that is not a Realtime one is refused at once.
+
+    An unlisted one connects, and every response fails with `model_not_found`, as OpenAI's do.
+    """
+    answer = await client.post_offer(
+        simulator.base_url, simulator.api_key, session={**SESSION, "model": "gpt-4o"}
+    )
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "invalid_model"
+
+    call = await _connect(simulator, client, {**SESSION, "model": "gpt-realtime-9"})
+    assert not call.model_available
+    client.send({"type": "response.create"})
+    done = (await client.wait_for_event("response.done", timeout=15))["response"]
+    assert done["status"] == "failed"
+    assert done["status_details"]["error"]["code"] == "model_not_found"
+    assert done["usage"]["total_tokens"] == 0
+
+
+async def test_reasoning_only_for_models_that_reason(
+    simulator: Simulator, client: PlainClient
+) -> None:
+    """`reasoning` is refused for models before gpt-realtime-2, in the offer and in updates."""
+    reasoning = {"reasoning": {"effort": "low"}}
+    answer = await client.post_offer(
+        simulator.base_url, simulator.api_key, session={**SESSION, **reasoning}
+    )
+    assert answer.status == 400
+    assert answer.json()["error"]["param"] == "session.reasoning"
+    call = await _connect(simulator, client, {**SESSION, "model": "gpt-realtime-1.5"})
+    client.send({"type": "session.update", "session": {"type": "realtime", **reasoning}})
+    error = await client.wait_for_event("error", timeout=15)
+    assert error["error"]["code"] == "unsupported_parameter"
+    assert "reasoning" not in call.session
+    simulator.allow_invalid_client_events = True
+
+
+async def test_usage_grows_with_the_context_and_is_cached(
+    simulator: Simulator, client: PlainClient
+) -> None:
+    """Each answer re-reads the conversation; what the last one read is billed as cached."""
+    persona = {**SESSION, "instructions": "You are a test. " * 300}  # about 1,200 tokens
+    await _connect(simulator, client, persona)
+    usages = []
+    for index in range(3):
+        client.send({"type": "response.create"})
+        done = await client.wait_for_event("response.done", index=index, timeout=15)
+        usages.append(done["response"]["usage"])
+        await client.wait_for_event("output_audio_buffer.stopped", index=index, timeout=15)
+    inputs = [usage["input_tokens"] for usage in usages]
+    assert inputs[0] < inputs[1] < inputs[2]
+    first_output = usages[0]["output_tokens"]
+    assert inputs[1] == inputs[0] + first_output  # the answer joined the conversation
+    cached = [usage["input_token_details"]["cached_tokens"] for usage in usages]
+    assert cached[0] == 0
+    assert cached[1] == inputs[0] - inputs[0] % 128
+    assert cached[2] == inputs[1] - inputs[1] % 128
+    split = usages[2]["input_token_details"]["cached_tokens_details"]
+    assert split["text_tokens"] + split["audio_tokens"] == cached[2]
+
+
+def test_truncation_bounds_the_context_and_costs_the_cache() -> None:
+    """A token limit with a retention ratio keeps the context bounded.
+
+    Each cut re-reads the conversation uncached (only the instructions stay cached).
+    """
+    session = {
+        "model": "gpt-realtime-2.1",
+        "instructions": "x" * 8000,  # 2,000 tokens
+        "truncation": {
+            "type": "retention_ratio",
+            "retention_ratio": 0.5,
+            "token_limits": {"post_instructions": 1000},
+        },
+    }
+    context = ConversationContext(session)
+    auto = ConversationContext({**session, "truncation": "auto"})
+    for _turn in range(30):
+        for conversation in (context, auto):
+            conversation.add_user_audio(5.0)
+            last = conversation.answer(output_text=10, output_audio=100)
+    assert last["input_tokens"] > 2000 + 30 * 150  # auto: everything, re-read every turn
+    bounded = context.answer(output_text=10, output_audio=100)
+    assert bounded["input_tokens"] <= 2000 + 1000
+    assert context.truncations > 1
+    assert auto.truncations == 0
+
+
+def test_transcription_usage_by_model() -> None:
+    """whisper-1 bills the duration; the gpt-4o transcribers tokens, 10 a second of audio."""
+    assert transcription_usage("whisper-1", 2.5, "Hi") == {"type": "duration", "seconds": 2.5}
+    usage = transcription_usage("gpt-4o-mini-transcribe", 2.0, "Hello, can you help me?")
+    assert usage["input_token_details"] == {"text_tokens": 0, "audio_tokens": 20}
+    assert usage["total_tokens"] == 20 + 6
+
+
+async def test_max_output_tokens_cuts_the_reply(simulator: Simulator, client: PlainClient) -> None:
+    """A response's own `max_output_tokens` cuts its audio there: status incomplete."""
+    simulator.script(Reply("This answer goes on and on for a good many seconds, far too long."))
+    await _connect(simulator, client)
+    client.send({"type": "response.create", "response": {"max_output_tokens": 40}})
+    done = (await client.wait_for_event("response.done", timeout=15))["response"]
+    assert done["status"] == "incomplete"
+    assert done["status_details"]["reason"] == "max_output_tokens"
+    assert done["usage"]["output_tokens"] <= 40

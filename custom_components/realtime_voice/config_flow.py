@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, override
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
@@ -40,7 +41,11 @@ from .const import (
     CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
+    CONF_BUDGET_CONVERSATION,
+    CONF_BUDGET_DAILY,
+    CONF_BUDGET_MONTHLY,
     CONF_CONFIRM_RISKY_ACTIONS,
+    CONF_CONTEXT_LIMIT,
     CONF_DUPLEX,
     CONF_GREETING,
     CONF_IDLE_TIMEOUT,
@@ -50,6 +55,9 @@ from .const import (
     CONF_MAX_TOOL_CALLS,
     CONF_MODEL,
     CONF_OUTPUT_DEVICE,
+    CONF_PRICES,
+    CONF_REASONING_EFFORT,
+    CONF_RETENTION_RATIO,
     CONF_RISKY_ENTITIES,
     CONF_TOOL_TIMEOUT,
     CONF_TRANSCRIPTION_LANGUAGE,
@@ -65,7 +73,7 @@ from .const import (
     DEFAULT_MAX_DURATION,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MODEL,
-    DEFAULT_PRICES,
+    DEFAULT_RETENTION_RATIO,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TRANSCRIPTION_MODEL,
     DEFAULT_VOICE,
@@ -76,11 +84,15 @@ from .const import (
     Duplex,
 )
 from .models import RealtimeVoiceConfigEntry
+from .models_catalog import CURRENT_MODELS, realtime_models
+from .pricing import parse_price_overrides
 from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
-from .realtime.events import VOICES
-from .realtime.keys import check_api_key
+from .realtime.events import REASONING_EFFORTS, VOICES
+from .realtime.keys import ModelInfo, check_api_key
 
-MODELS = ("gpt-realtime", "gpt-realtime-mini", "gpt-realtime-2", "gpt-realtime-2.1-mini")
+if TYPE_CHECKING:
+    from .models import RealtimeVoiceConfigEntry
+
 ADVANCED = "advanced"
 TITLE = "Realtime Voice"
 _MULTILINE = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multiline=True))
@@ -105,42 +117,54 @@ def _number(low: float, high: float, step: float, unit: str | None = None) -> Nu
     return NumberSelector(config)
 
 
-PERSONA_SCHEMA = probatio.Schema(
-    {
-        probatio.Required(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
-        probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
-        probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _select(MODELS, None, custom=True),
-        probatio.Required(CONF_AUDIO_BACKEND, default=AudioBackendChoice.AUTO): _select(
-            [choice.value for choice in AudioBackendChoice], CONF_AUDIO_BACKEND
-        ),
-    }
-)
+def _models(listed: Iterable[ModelInfo]) -> SelectSelector:
+    """Offer the account's Realtime models, current first; any other id may be typed."""
+    ids = [info.id for info in realtime_models(listed)] or list(CURRENT_MODELS)
+    return _select(ids, None, custom=True)
 
 
-async def _check_key(flow: ConfigFlow, base_url: str, api_key: str) -> dict[str, str]:
-    """Return the form errors of checking the key with GET /v1/models."""
+def persona_schema(listed: Iterable[ModelInfo]) -> probatio.Schema:
+    """Return the persona step: instructions, voice, the account's models, audio library."""
+    return probatio.Schema(
+        {
+            probatio.Required(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
+            probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
+            probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _models(listed),
+            probatio.Required(CONF_AUDIO_BACKEND, default=AudioBackendChoice.AUTO): _select(
+                [choice.value for choice in AudioBackendChoice], CONF_AUDIO_BACKEND
+            ),
+        }
+    )
+
+
+async def _check_key(
+    flow: ConfigFlow, base_url: str, api_key: str
+) -> tuple[dict[str, str], tuple[ModelInfo, ...]]:
+    """Return the form errors of checking the key with GET /v1/models, and the models."""
     try:
-        await check_api_key(async_get_clientsession(flow.hass), base_url, api_key)
+        models = await check_api_key(async_get_clientsession(flow.hass), base_url, api_key)
     except AuthenticationError:
-        return {"base": "invalid_auth"}
+        return {"base": "invalid_auth"}, ()
     except ConnectError:
-        return {"base": "cannot_connect"}
+        return {"base": "cannot_connect"}, ()
     except RealtimeError:
         LOGGER.exception("Unexpected answer while checking the API key")
-        return {"base": "unknown"}
-    return {}
+        return {"base": "unknown"}, ()
+    return {}, models
 
 
 class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a box: an OpenAI API key, a persona, the box's microphone and speaker."""
 
     VERSION = 1
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Collect the steps' answers."""
         self._data: dict[str, Any] = {}
         self._options: dict[str, Any] = {}
         self._device_labels: DeviceLabels = {}
+        self._listed: tuple[ModelInfo, ...] = ()
 
     @staticmethod
     @callback
@@ -154,7 +178,7 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             base_url = user_input.get(ADVANCED, {}).get(CONF_BASE_URL) or DEFAULT_BASE_URL
-            errors = await _check_key(self, base_url, user_input[CONF_API_KEY])
+            errors, self._listed = await _check_key(self, base_url, user_input[CONF_API_KEY])
             if not errors:
                 self._data = {CONF_API_KEY: user_input[CONF_API_KEY], CONF_BASE_URL: base_url}
                 return await self.async_step_persona()
@@ -181,7 +205,7 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             self._data[CONF_AUDIO_BACKEND] = user_input.pop(CONF_AUDIO_BACKEND)
             self._options = user_input
             return await self.async_step_audio()
-        return self.async_show_form(step_id="persona", data_schema=PERSONA_SCHEMA)
+        return self.async_show_form(step_id="persona", data_schema=persona_schema(self._listed))
 
     async def async_step_audio(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the microphone and the speaker."""
@@ -214,7 +238,7 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             base_url = entry.data.get(CONF_BASE_URL) or DEFAULT_BASE_URL
-            errors = await _check_key(self, base_url, user_input[CONF_API_KEY])
+            errors, _models = await _check_key(self, base_url, user_input[CONF_API_KEY])
             if not errors:
                 return self.async_update_reload_and_abort(entry, data_updates=user_input)
         schema = probatio.Schema(
@@ -233,7 +257,9 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = await _check_key(self, user_input[CONF_BASE_URL], entry.data[CONF_API_KEY])
+            errors, _models = await _check_key(
+                self, user_input[CONF_BASE_URL], entry.data[CONF_API_KEY]
+            )
             if not errors:
                 self._data = {**entry.data, **user_input}
                 return await self.async_step_audio()
@@ -312,17 +338,31 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
     """Everything but the key; applies from the next conversation on."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Show every option with its current value."""
+        """Show every option with its current value; check the price overrides."""
+        errors: dict[str, str] = {}
+        problem = ""
         if user_input is not None:
-            # A field emptied in the form arrives missing; for the transcription model that
-            # means off (stored as ""), not the default again.
-            return self.async_create_entry(data={CONF_TRANSCRIPTION_MODEL: "", **user_input})
+            try:
+                parse_price_overrides(user_input.get(CONF_PRICES))
+            except ValueError as err:
+                errors[CONF_PRICES], problem = "invalid_prices", str(err)
+            else:
+                # A field emptied in the form arrives missing; for the transcription model that
+                # means off (stored as ""), not the default again.
+                return self.async_create_entry(data={CONF_TRANSCRIPTION_MODEL: "", **user_input})
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                self._schema(), {**_default_options({}), **self.config_entry.options}
+                self._schema(), user_input or {**_default_options({}), **self.config_entry.options}
             ),
+            errors=errors,
+            description_placeholders={"problem": problem},
         )
+
+    def _listed(self) -> tuple[ModelInfo, ...]:
+        """Return the models the account listed when the box was set up or last checked."""
+        entry: RealtimeVoiceConfigEntry = self.config_entry
+        return entry.runtime_data.models if entry.state is ConfigEntryState.LOADED else ()
 
     def _schema(self) -> probatio.Schema:
         apis = [
@@ -332,8 +372,9 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
             {
                 probatio.Optional(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
                 probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
-                probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _select(
-                    MODELS, None, custom=True
+                probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _models(self._listed()),
+                probatio.Optional(CONF_REASONING_EFFORT, default="auto"): _select(
+                    ["auto", *REASONING_EFFORTS], CONF_REASONING_EFFORT
                 ),
                 probatio.Optional(CONF_GREETING): str,
                 probatio.Required(CONF_IDLE_TIMEOUT, default=DEFAULT_IDLE_TIMEOUT): _number(
@@ -371,9 +412,16 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
                 probatio.Required(CONF_MAX_TOOL_CALLS, default=DEFAULT_MAX_TOOL_CALLS): _number(
                     1, 20, 1
                 ),
+                probatio.Optional(CONF_CONTEXT_LIMIT, default=0): _number(
+                    0, 120_000, 500, "tokens"
+                ),
+                probatio.Optional(CONF_RETENTION_RATIO, default=DEFAULT_RETENTION_RATIO): _number(
+                    0.1, 1, 0.05
+                ),
                 **{
-                    probatio.Required(key, default=default): _number(0, 1000, 0.01, "USD/Mtok")
-                    for key, default in DEFAULT_PRICES.items()
+                    probatio.Optional(key): _number(0, 10_000, 0.01, "USD")
+                    for key in (CONF_BUDGET_DAILY, CONF_BUDGET_MONTHLY, CONF_BUDGET_CONVERSATION)
                 },
+                probatio.Optional(CONF_PRICES): ObjectSelector(),
             }
         )

@@ -6,11 +6,13 @@ from enum import StrEnum
 import logging
 from typing import Final
 
+from .models_catalog import RECOMMENDED_MODEL
+
 DOMAIN: Final = "realtime_voice"
 LOGGER: Final = logging.getLogger(__package__)
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com"
-DEFAULT_MODEL: Final = "gpt-realtime"
+DEFAULT_MODEL: Final = RECOMMENDED_MODEL
 DEFAULT_VOICE: Final = "marin"
 DEFAULT_INSTRUCTIONS: Final = (
     "You are a friendly voice assistant for this home. Answer briefly, in one or two short "
@@ -43,11 +45,13 @@ CONF_TOOL_TIMEOUT: Final = "tool_timeout"
 CONF_MAX_TOOL_CALLS: Final = "max_tool_calls"
 CONF_USER_TOOLS: Final = "user_tools"
 CONF_ALLOWED_ACTIONS: Final = "allowed_actions"
-CONF_PRICE_AUDIO_INPUT: Final = "price_audio_input"
-CONF_PRICE_AUDIO_OUTPUT: Final = "price_audio_output"
-CONF_PRICE_TEXT_INPUT: Final = "price_text_input"
-CONF_PRICE_TEXT_OUTPUT: Final = "price_text_output"
-CONF_PRICE_CACHED_INPUT: Final = "price_cached_input"
+CONF_REASONING_EFFORT: Final = "reasoning_effort"
+CONF_CONTEXT_LIMIT: Final = "context_limit"
+CONF_RETENTION_RATIO: Final = "retention_ratio"
+CONF_PRICES: Final = "prices"
+CONF_BUDGET_DAILY: Final = "budget_daily"
+CONF_BUDGET_MONTHLY: Final = "budget_monthly"
+CONF_BUDGET_CONVERSATION: Final = "budget_conversation"
 
 DEFAULT_IDLE_TIMEOUT: Final = 30  # seconds of silence from both sides
 DEFAULT_MAX_DURATION: Final = 10  # minutes
@@ -56,14 +60,9 @@ DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
 DEFAULT_TOOL_TIMEOUT: Final = 10  # seconds
 DEFAULT_MAX_TOOL_CALLS: Final = 5  # per user turn
 
-# USD per million tokens, gpt-realtime (research notes §4.4); the user may change them.
-DEFAULT_PRICES: Final = {
-    CONF_PRICE_AUDIO_INPUT: 32.0,
-    CONF_PRICE_AUDIO_OUTPUT: 64.0,
-    CONF_PRICE_TEXT_INPUT: 4.0,
-    CONF_PRICE_TEXT_OUTPUT: 16.0,
-    CONF_PRICE_CACHED_INPUT: 0.4,
-}
+# Share of the context limit kept when it is reached: a deep cut happens seldom, and each cut
+# makes the next answer re-read the conversation uncached (tests/bench/cost.py).
+DEFAULT_RETENTION_RATIO: Final = 0.5
 
 
 class AudioBackendChoice(StrEnum):
@@ -91,9 +90,11 @@ class EndReason(StrEnum):
     EXPIRED = "expired"
     ERROR = "error"
     SHUTDOWN = "shutdown"
+    BUDGET = "budget"
 
 
 EVENT_SESSION_STARTED: Final = f"{DOMAIN}_session_started"
 EVENT_SESSION_ENDED: Final = f"{DOMAIN}_session_ended"
 EVENT_TRANSCRIPT: Final = f"{DOMAIN}_transcript"
 EVENT_TOOL_CALL: Final = f"{DOMAIN}_tool_call"
+EVENT_USAGE: Final = f"{DOMAIN}_usage"

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntry
 
+from .realtime.keys import ModelInfo
 from .session import VoiceSession
 
 
 @dataclass
 class RealtimeVoiceData:
-    """What a loaded entry holds: its box's conversation."""
+    """What a loaded entry holds: its box's conversation, and the models its key may use."""
 
     session: VoiceSession
+    models: tuple[ModelInfo, ...] = ()
+    """As the account listed them at setup or at the last daily check."""
 
 
 type RealtimeVoiceConfigEntry = ConfigEntry[RealtimeVoiceData]

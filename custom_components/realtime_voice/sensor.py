@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Final, override
 
 from homeassistant.components.sensor import (
@@ -32,6 +33,7 @@ class RealtimeVoiceSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[SessionState], StateType]
     attributes_fn: Callable[[SessionState], dict[str, Any]] = lambda _state: {}
+    last_reset_fn: Callable[[SessionState], datetime | None] = lambda _state: None
 
 
 def _text(transcript: Transcript | None) -> str | None:
@@ -54,16 +56,21 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
         attributes_fn=lambda state: {"last_error": state.last_error},
     ),
     RealtimeVoiceSensorDescription(
+        # A count per conversation: `total` with the conversation's start as its last reset,
+        # so that long-term statistics add the conversations up (tokens per day, per month).
         key="session_tokens",
         translation_key="session_tokens",
         entity_category=EntityCategory.DIAGNOSTIC,
-        state_class=SensorStateClass.MEASUREMENT,
+        state_class=SensorStateClass.TOTAL,
         native_unit_of_measurement="tokens",
-        value_fn=lambda state: state.session_usage.total,
+        # Unknown until a conversation ran: a 0 after a restart would read as tokens given back.
+        value_fn=lambda state: state.session_usage.total if state.session_started else None,
         attributes_fn=lambda state: {
             **asdict(state.session_usage),
+            **{f"transcription_{k}": v for k, v in asdict(state.session_transcription).items()},
             "total_tokens": state.total_tokens,
         },
+        last_reset_fn=lambda state: state.session_started,
     ),
     RealtimeVoiceSensorDescription(
         key="estimated_cost",
@@ -74,7 +81,11 @@ SENSORS: tuple[RealtimeVoiceSensorDescription, ...] = (
         native_unit_of_measurement="USD",
         suggested_display_precision=4,
         value_fn=lambda state: round(state.total_cost, 6),
-        attributes_fn=lambda state: {"session_cost": round(state.session_cost, 6)},
+        attributes_fn=lambda state: {
+            "session_cost": round(state.session_cost, 6),
+            "cost_today": round(state.cost_today, 6),
+            "cost_this_month": round(state.cost_this_month, 6),
+        },
     ),
 )
 
@@ -122,6 +133,11 @@ class RealtimeVoiceSensor(RealtimeVoiceEntity, SensorEntity):
         """Return the details computed from the snapshot."""
         return self.entity_description.attributes_fn(self.session.state)
 
+    @property
+    @override
+    def last_reset(self) -> datetime | None:
+        """Return when the count started again (the conversation tokens only)."""
+        return self.entity_description.last_reset_fn(self.session.state)
 
 class TranscriptSensor(RealtimeVoiceSensor):
     """The last words of one side; its attributes stay out of the recorder.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from functools import partial
 import logging
@@ -22,20 +22,25 @@ import aiohttp
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
 from .audio import AudioDeviceError
 from .audio_link import AudioLink, AudioSettings
+from .budget import GOODBYE_MAX_OUTPUT_TOKENS, LimitReached, limit_reached, reserve
 from .const import (
     DOMAIN,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     EVENT_TRANSCRIPT,
+    EVENT_USAGE,
     LOGGER,
     EndReason,
 )
+from .model_issues import ModelProblem, async_clear_refusal, async_raise
 from .realtime.connection import CloseReason, RealtimeConnection, Timeouts
+from .realtime.errors import MODEL_ERROR_CODES, ModelUnavailableError
 from .realtime.events import (
     AssistantTranscriptDelta,
     AssistantTranscriptDone,
@@ -58,7 +63,7 @@ from .settings import SessionSettings
 from .state import ACTIVE, Activity, SessionState, Transcript
 from .tool_batches import FollowUp, ToolBatches
 from .tools import ToolRouter
-from .translated_errors import clear_issues, translate_error
+from .translated_errors import budget_error, budget_issue_id, clear_issues, translate_error
 from .usage import UsageLedger
 
 GOODBYE_DRAIN_SECONDS: Final = 8.0
@@ -96,7 +101,13 @@ class VoiceSession:
         self._tools = tools
         self._ledger = ledger
         self._on_auth_failed = on_auth_failed
-        self._state = SessionState(total_tokens=ledger.total_tokens, total_cost=ledger.total_cost)
+        spend = ledger.spend()
+        self._state = SessionState(
+            total_tokens=ledger.total_tokens,
+            total_cost=ledger.total_cost,
+            cost_today=spend.today,
+            cost_this_month=spend.this_month,
+        )
         self._listeners: list[StateListener] = []
         self._lock = asyncio.Lock()
         self._connection: RealtimeConnection | None = None
@@ -141,6 +152,8 @@ class VoiceSession:
         self.settings = settings
         self._tools.policy = settings.tool_policy
         self._ledger.prices = settings.prices
+        self._ledger.transcription_prices = settings.transcription_prices
+        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.entry_id))  # new limits
 
     # --- Actions -----------------------------------------------------------------------------
 
@@ -153,6 +166,7 @@ class VoiceSession:
                 raise HomeAssistantError(
                     translation_domain=DOMAIN, translation_key="already_running"
                 )
+            self._refuse_over_budget()
             self._update(activity=Activity.CONNECTING, last_error=None)
             try:
                 await self._open(instructions)
@@ -235,6 +249,8 @@ class VoiceSession:
             transcription_model=settings.transcription_model,
             transcription_language=settings.transcription_language,
             tools=prepared.specs,
+            reasoning_effort=settings.reasoning_effort,
+            truncation=settings.truncation,
         )
 
     def _begin(self) -> None:
@@ -243,10 +259,13 @@ class VoiceSession:
         self._quiet.set()
         self._spoken_responses.clear()
         self._tool_batches.clear()
-        self._update(activity=Activity.LISTENING, session_usage=self._ledger.new_session())
+        self._ledger.new_session()
+        self._update(activity=Activity.LISTENING, session_started=dt_util.utcnow())
+        self._publish_usage()
         self._arm("max_duration", self.settings.max_duration * 60, EndReason.MAX_DURATION)
         self._touch()
         clear_issues(self.hass)
+        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.entry_id))
         self._fire(EVENT_SESSION_STARTED, {})
 
     def _say(self, text: str) -> None:
@@ -271,7 +290,9 @@ class VoiceSession:
                 self._audio.flush()
             if last_words:
                 self._quiet.clear()
-                connection.create_response(last_words)
+                # A spending limit bounds its goodbye too.
+                limit = GOODBYE_MAX_OUTPUT_TOKENS if reason is EndReason.BUDGET else None
+                connection.create_response(last_words, max_output_tokens=limit)
                 await self._until_quiet()
         await self._teardown(reason)
 
@@ -417,15 +438,14 @@ class VoiceSession:
         self._touch()
 
     def _on_response_done(self, event: ResponseDone) -> None:
-        usage = self._ledger.add(event.usage)
-        self._update(
-            session_usage=usage,
-            session_cost=self._ledger.session_cost,
-            total_tokens=self._ledger.total_tokens,
-            total_cost=self._ledger.total_cost,
-        )
-        if event.status == "failed":
-            LOGGER.warning("A response failed: %s", event.reason)
+        cost = self._ledger.add(event.usage)
+        self._count("response", event.usage.total, asdict(event.usage), cost, event.response_id)
+        if event.error_code in MODEL_ERROR_CODES:
+            self._on_model_refused(f"{event.error_code} ({event.status})")
+        elif event.status == "failed":
+            LOGGER.warning("A response failed: %s", event.reason or event.error_code)
+        elif event.status == "completed":
+            async_clear_refusal(self.hass, self.entry_id)  # OpenAI accepts the model
         if event.response_id not in self._spoken_responses and not self._connection_busy():
             self._quiet.set()  # a response without audio (a tool call, a failure) ends here
             if self._state.activity is Activity.THINKING:
@@ -459,6 +479,8 @@ class VoiceSession:
     def _on_user_transcript(self, event: InputTranscriptCompleted) -> None:
         self._tools.user_spoke(event.item_id)
         self._transcript("user", event.transcript)
+        cost = self._ledger.add_transcription(event.usage)
+        self._count("transcription", event.usage.total, asdict(event.usage), cost, event.item_id)
 
     def _on_function_call(self, event: FunctionCall) -> None:
         connection = self._connection
@@ -494,6 +516,74 @@ class VoiceSession:
         FunctionCall: _on_function_call,
         ErrorEvent: _on_error,
     }
+
+    # --- Usage, spending limits and the model ----------------------------------------------
+
+    def _count(
+        self, source: str, tokens: int, usage: dict[str, Any], cost: float, about: str
+    ) -> None:
+        """Show what was used, tell the bus, and end the conversation at a spending limit."""
+        self._publish_usage()
+        self._fire(
+            EVENT_USAGE,
+            {
+                "source": source,
+                "id": about,
+                "model": self.settings.model if source == "response" else None,
+                "tokens": tokens,
+                "usage": usage,
+                "cost": cost,
+                "conversation_cost": self._ledger.session_cost,
+            },
+        )
+        if (reached := self._limit_ahead(self._ledger.dearest_turn)) is not None:
+            LOGGER.info("Ending the conversation: the %s spending limit is reached", reached.kind)
+            self._end_soon(EndReason.BUDGET, _limit_goodbye_prompt(reached))
+
+    def _publish_usage(self) -> None:
+        ledger = self._ledger
+        spend = ledger.spend()
+        self._update(
+            session_usage=ledger.session,
+            session_transcription=ledger.session_transcription,
+            session_cost=ledger.session_cost,
+            total_tokens=ledger.total_tokens,
+            total_cost=ledger.total_cost,
+            cost_today=spend.today,
+            cost_this_month=spend.this_month,
+        )
+
+    def _limit_ahead(self, dearest_turn: float, *, starting: bool = False) -> LimitReached | None:
+        """Return a limit that the next answer and a goodbye might cross."""
+        spend = self._ledger.spend()
+        if starting:
+            spend = replace(spend, conversation=0.0)
+        needed = reserve(self.settings.prices, dearest_turn)
+        return limit_reached(self.settings.budget, spend, needed)
+
+    def _refuse_over_budget(self) -> None:
+        """Raise a translated error (and a repair issue) if a limit leaves no room to talk."""
+        if (reached := self._limit_ahead(0.0, starting=True)) is not None:
+            self._update(last_error=f"{reached.kind} spending limit reached")
+            raise budget_error(self.hass, self.entry_id, reached)
+
+    def _on_model_refused(self, detail: str) -> None:
+        """OpenAI refused the model mid-call: raise the model issue and end the conversation."""
+        LOGGER.warning("OpenAI refused the model %s: %s", self.settings.model, detail)
+        self._raise_model_refused(detail)
+        self._update(last_error=f"model {self.settings.model} refused: {detail}")
+        self._end_soon(EndReason.ERROR)
+
+    def _raise_model_refused(self, message: str) -> None:
+        models = self._entry.runtime_data.models
+        async_raise(
+            self.hass,
+            self._entry,
+            self.settings.model,
+            ModelProblem.REFUSED,
+            models,
+            message=message,
+        )
 
     # --- Helpers -----------------------------------------------------------------------------
 
@@ -553,6 +643,8 @@ class VoiceSession:
     def _translate(self, err: Exception) -> HomeAssistantError:
         """Turn a failure to start into the error the user sees, and note it in the state."""
         translated = translate_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+        if isinstance(err, ModelUnavailableError):
+            self._raise_model_refused(err.message)
         self._update(last_error=str(err))
         return translated
 
@@ -565,3 +657,12 @@ def _say_prompt(text: str) -> str:
 def _goodbye_prompt(text: str) -> str:
     """Return the instructions that make the assistant say goodbye."""
     return f"Say goodbye to the user with these words: {text}"
+
+
+def _limit_goodbye_prompt(reached: LimitReached) -> str:
+    """Return the instructions for the short goodbye at a spending limit."""
+    what = {"daily": "today's", "monthly": "this month's", "conversation": "this conversation's"}
+    return (
+        f"In one short sentence, tell the user that {what[reached.kind]} spending limit is "
+        "reached, and say goodbye."
+    )

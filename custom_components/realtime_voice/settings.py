@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
 from homeassistant.helpers import llm
 
+from .budget import BudgetLimits
 from .const import (
     CONF_ALLOW_RISKY_ACTIONS,
     CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
+    CONF_BUDGET_CONVERSATION,
+    CONF_BUDGET_DAILY,
+    CONF_BUDGET_MONTHLY,
     CONF_CONFIRM_RISKY_ACTIONS,
+    CONF_CONTEXT_LIMIT,
     CONF_DUPLEX,
     CONF_GREETING,
     CONF_IDLE_TIMEOUT,
@@ -24,6 +29,9 @@ from .const import (
     CONF_MAX_TOOL_CALLS,
     CONF_MODEL,
     CONF_OUTPUT_DEVICE,
+    CONF_PRICES,
+    CONF_REASONING_EFFORT,
+    CONF_RETENTION_RATIO,
     CONF_RISKY_ENTITIES,
     CONF_TOOL_TIMEOUT,
     CONF_TRANSCRIPTION_LANGUAGE,
@@ -39,16 +47,24 @@ from .const import (
     DEFAULT_MAX_DURATION,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MODEL,
-    DEFAULT_PRICES,
+    DEFAULT_RETENTION_RATIO,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TRANSCRIPTION_MODEL,
     DEFAULT_VOICE,
+    LOGGER,
     MAX_MAX_DURATION,
     AudioBackendChoice,
     Duplex,
 )
-from .realtime.events import TurnDetection
-from .state import Prices
+from .models_catalog import takes_reasoning
+from .pricing import (
+    ModelPrices,
+    TranscriptionPrices,
+    model_prices,
+    parse_price_overrides,
+    transcription_prices,
+)
+from .realtime.events import REASONING_EFFORTS, ReasoningEffort, Truncation, TurnDetection
 from .tools import ToolPolicy
 from .user_tools import parse_user_tools
 
@@ -75,15 +91,24 @@ class SessionSettings:
     input_device: str | None
     output_device: str | None
     tool_policy: ToolPolicy
-    prices: Prices
+    reasoning_effort: ReasoningEffort | None
+    """Sent only to models that reason; None leaves the model's own."""
+    truncation: Truncation | None
+    """None: OpenAI's automatic truncation at the model's context size."""
+    prices: ModelPrices
+    transcription_prices: TranscriptionPrices
+    budget: BudgetLimits
 
     @classmethod
     def from_entry(cls, data: Mapping[str, Any], options: Mapping[str, Any]) -> SessionSettings:
         """Read the entry; every option has a default."""
+        model = options.get(CONF_MODEL) or DEFAULT_MODEL
+        transcription_model = options.get(CONF_TRANSCRIPTION_MODEL, DEFAULT_TRANSCRIPTION_MODEL)
+        overrides = _price_overrides(options)
         return cls(
             api_key=data[CONF_API_KEY],
             base_url=data.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
-            model=options.get(CONF_MODEL) or DEFAULT_MODEL,
+            model=model,
             instructions=options.get(CONF_INSTRUCTIONS, DEFAULT_INSTRUCTIONS),
             voice=options.get(CONF_VOICE) or DEFAULT_VOICE,
             greeting=options.get(CONF_GREETING) or None,
@@ -93,8 +118,7 @@ class SessionSettings:
             ),
             duplex=Duplex(options.get(CONF_DUPLEX, Duplex.HALF)),
             turn_detection=_turn_detection(options),
-            transcription_model=options.get(CONF_TRANSCRIPTION_MODEL, DEFAULT_TRANSCRIPTION_MODEL)
-            or None,
+            transcription_model=transcription_model or None,
             transcription_language=options.get(CONF_TRANSCRIPTION_LANGUAGE) or None,
             audio_backend=AudioBackendChoice(data.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO)),
             input_device=_device(data.get(CONF_INPUT_DEVICE)),
@@ -109,13 +133,46 @@ class SessionSettings:
                 user_tools=parse_user_tools(options.get(CONF_USER_TOOLS) or ()),
                 allowed_actions=frozenset(options.get(CONF_ALLOWED_ACTIONS) or ()),
             ),
-            prices=Prices(
-                **{
-                    key.removeprefix("price_"): float(options.get(key, default))
-                    for key, default in DEFAULT_PRICES.items()
-                }
+            reasoning_effort=_reasoning_effort(model, options),
+            truncation=_truncation(options),
+            prices=model_prices(model, overrides),
+            transcription_prices=transcription_prices(transcription_model, overrides),
+            budget=BudgetLimits(
+                daily=_limit(options.get(CONF_BUDGET_DAILY)),
+                monthly=_limit(options.get(CONF_BUDGET_MONTHLY)),
+                per_conversation=_limit(options.get(CONF_BUDGET_CONVERSATION)),
             ),
         )
+
+
+def _reasoning_effort(model: str, options: Mapping[str, Any]) -> ReasoningEffort | None:
+    """Return the chosen effort for a model that reasons; None for "the model's own"."""
+    effort = options.get(CONF_REASONING_EFFORT)
+    if effort in REASONING_EFFORTS and takes_reasoning(model):
+        return cast("ReasoningEffort", effort)
+    return None
+
+
+def _truncation(options: Mapping[str, Any]) -> Truncation | None:
+    """Return the truncation with a context limit, or None for OpenAI's automatic one."""
+    if not (limit := int(options.get(CONF_CONTEXT_LIMIT) or 0)):
+        return None
+    ratio = float(options.get(CONF_RETENTION_RATIO) or DEFAULT_RETENTION_RATIO)
+    return Truncation(retention_ratio=ratio, post_instructions_tokens=limit)
+
+
+def _limit(value: float | None) -> float | None:
+    """Return a USD limit; empty or 0 switches it off."""
+    return float(value) if value else None
+
+
+def _price_overrides(options: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Return the valid price overrides (the options flow refuses invalid ones)."""
+    try:
+        return parse_price_overrides(options.get(CONF_PRICES))
+    except ValueError as err:
+        LOGGER.warning("Ignoring the price overrides: %s", err)
+        return {}
 
 
 def _turn_detection(options: Mapping[str, Any]) -> TurnDetection:

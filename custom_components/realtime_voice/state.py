@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from .realtime.events import Usage
+from .realtime.events import TranscriptionUsage, Usage
 
 
 class Activity(StrEnum):
@@ -38,28 +38,6 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
-class Prices:
-    """USD per million tokens."""
-
-    audio_input: float
-    audio_output: float
-    text_input: float
-    text_output: float
-    cached_input: float
-
-    def cost(self, usage: Usage) -> float:
-        """Return what the usage costs, in USD."""
-        cached = usage.input_cached_text + usage.input_cached_audio
-        return (
-            usage.input_audio * self.audio_input
-            + usage.output_audio * self.audio_output
-            + usage.input_text * self.text_input
-            + usage.output_text * self.text_output
-            + cached * self.cached_input
-        ) / 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
 class SessionState:
     """Everything entities show about one box."""
 
@@ -67,9 +45,14 @@ class SessionState:
     user_transcript: Transcript | None = None
     assistant_transcript: Transcript | None = None
     session_usage: Usage = field(default_factory=Usage)
+    session_transcription: TranscriptionUsage = field(default_factory=TranscriptionUsage)
     session_cost: float = 0.0
+    session_started: datetime | None = None
+    """When the current or last conversation started: the token count's last reset."""
     total_tokens: int = 0
     total_cost: float = 0.0
+    cost_today: float = 0.0
+    cost_this_month: float = 0.0
     last_error: str | None = None
 
     @property

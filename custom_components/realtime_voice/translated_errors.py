@@ -10,10 +10,12 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 
 from .audio import AudioDeviceError, AudioLibraryMissingError
+from .budget import LimitReached
 from .const import DOMAIN
 from .realtime.errors import (
     AuthenticationError,
     ConnectError,
+    ModelUnavailableError,
     QuotaError,
     RateLimitError,
     RealtimeError,
@@ -32,6 +34,7 @@ _TRANSLATIONS: Final[tuple[tuple[type[Exception], str, str | None], ...]] = (
     (AudioLibraryMissingError, "audio_unavailable", ISSUE_AUDIO_LIBRARY),
     (AudioDeviceError, "audio_unavailable", ISSUE_AUDIO_DEVICE),
     (ConnectError, "cannot_connect", None),
+    (ModelUnavailableError, "model_unavailable", None),  # its issue names the box: model_issues
     (RealtimeError, "protocol_error", None),
 )
 
@@ -69,3 +72,26 @@ def clear_issues(hass: HomeAssistant) -> None:
     """Remove the issues: a conversation started, so what blocked it is fixed."""
     for issue_id in (ISSUE_QUOTA, ISSUE_AUDIO_LIBRARY, ISSUE_AUDIO_DEVICE):
         ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+def budget_error(hass: HomeAssistant, entry_id: str, reached: LimitReached) -> HomeAssistantError:
+    """Return the error of a start refused by a spending limit, and raise its repair issue."""
+    placeholders = {"limit": f"{reached.limit:.2f}", "spent": f"{reached.spent:.2f}"}
+    key = f"budget_{reached.kind}"
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        budget_issue_id(entry_id),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=key,
+        translation_placeholders=placeholders,
+    )
+    return HomeAssistantError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def budget_issue_id(entry_id: str) -> str:
+    """Return the id of a box's spending limit issue."""
+    return f"budget_{entry_id}"

@@ -12,6 +12,8 @@ Phases, all in full duplex so that the echo gate never mutes the microphone:
 3. barge-in: the user speaks over a reply (server VAD) until the speaker is silent.
 4. tools: the model turns a light on and off (input_boolean behind a template light).
 5. cycles: start/end conversations (connect time) and resources before and after.
+6. cost: estimated USD per minute of conversation, computed over the simulator's usage model
+   (tests/bench/cost.py; no audio, independent of the machine).
 
 Environment (scripts/bench sets it from its options): RV_BENCH_QUICK=1 (fewer repetitions),
 RV_BENCH_BACKEND (pulse), RV_BENCH_OUTPUT (the JSON file), RV_BENCH_PHASES (a comma-separated
@@ -64,6 +66,7 @@ from custom_components.realtime_voice.const import (
 from tests.audio_helpers import MonitorClock, audio_frame
 from tests.virtual_audio import MIC, MIC_FEED, SPEAKER, SPEAKER_MONITOR, tone, write_wav
 
+from .cost import LONGER, estimates
 from .report import Metric, distribution, write
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "socket_enabled")
@@ -71,7 +74,7 @@ pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "soc
 QUICK = os.environ.get("RV_BENCH_QUICK") == "1"
 BACKEND = os.environ.get("RV_BENCH_BACKEND", "pulse")
 OUTPUT = Path(os.environ.get("RV_BENCH_OUTPUT", "bench-results.json"))
-PHASES = os.environ.get("RV_BENCH_PHASES", "duplex,latency,barge_in,tools,cycles").split(",")
+PHASES = os.environ.get("RV_BENCH_PHASES", "duplex,latency,barge_in,tools,cycles,cost").split(",")
 
 CPU_SECONDS = 5.0 if QUICK else 15.0
 LAG_SECONDS = 5.0 if QUICK else 15.0
@@ -100,6 +103,8 @@ TARGETS = {
     "loop_lag_ms": 5.0,
     "rss_growth_mb": 2.0,
 }
+USD_PER_MINUTE = {"gpt-realtime-2.1": 0.10, "gpt-realtime-2.1-mini": 0.03}
+"""The upper end of the research notes' estimates (s2-anchors-refresh §2.1)."""
 
 
 @pytest.fixture(autouse=True)
@@ -688,6 +693,30 @@ def _machine() -> dict[str, Any]:
     }
 
 
+async def cost_phase(bench: Bench) -> None:
+    """USD per minute of a 10-minute conversation, per model, with and without truncation."""
+    for row in estimates():
+        limit = USD_PER_MINUTE[row.model]
+        bench.metrics.append(
+            Metric(
+                f"usd_per_min {row.model} truncation {row.truncation}",
+                "USD/min",
+                f"≤ {limit:g} (research estimate)",
+                row.usd_per_minute <= limit,
+                value=row.usd_per_minute,
+                detail={
+                    "cached_share": round(row.cached_share, 3),
+                    "truncations": row.truncations,
+                    "context_at_end": row.last_input_tokens,
+                    **{
+                        f"usd_per_min_{m}_min": round(v, 4)
+                        for m, v in zip(LONGER, row.longer, strict=True)
+                    },
+                },
+            )
+        )
+
+
 async def _phase(bench: Bench, name: str, run: Callable[[Bench], Any]) -> None:
     """Run one phase and note how long it took."""
     if name not in PHASES:
@@ -712,5 +741,6 @@ async def test_bench(hass: HomeAssistant, tmp_path: Path) -> None:
         await _phase(bench, "tools", tool_phase)
         await bench.action("end_conversation")
         await _phase(bench, "cycles", cycles_phase)
+        await _phase(bench, "cost", cost_phase)
         assert await hass.config_entries.async_unload(entry.entry_id)
     write(OUTPUT, bench.metrics, bench.info)

@@ -9,8 +9,9 @@
     await sim.stop()
 
 Modules: `server` (HTTP and `Simulator`), `call` (one peer and session), `events` (ids, builders,
-validation against the `openai` package's types), `voice` (audio out), `vad` (audio in),
-`script` (what the model does) and `faults` (what goes wrong).
+validation against the `openai` package's types), `usage_model` (what a conversation bills),
+`voice` (audio out), `vad` (audio in), `script` (what the model does) and `faults` (what goes
+wrong).
 """
 
 from .call import InvalidClientEvent, SimulatedCall

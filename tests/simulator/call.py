@@ -35,11 +35,11 @@ from .events import (
     ClientEventProblem,
     JsonObject,
     check_client_event,
+    check_model_support,
     merge_session,
     new_id,
     obfuscation,
     rate_limits,
-    usage,
     validate_server_event,
 )
 from .faults import Faults
@@ -51,8 +51,15 @@ from .script import (
     Reply,
     Turn,
 )
+from .usage_model import (
+    AUDIO_TOKENS_PER_OUTPUT_SECOND,
+    ConversationContext,
+    text_tokens,
+    transcription_usage,
+    usage_block,
+)
 from .vad import Edge, EnergyVad, VadEvent, rms_threshold
-from .voice import Clip, PlaybackTrack, Voice, rms
+from .voice import RATE, Clip, PlaybackTrack, Samples, Voice, rms
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,11 +71,9 @@ _DROP_DELAY_SECONDS: Final = 0.1
 _MIN_COMMIT_MS: Final = 100
 _SETTLE_SECONDS: Final = 5.0
 _SEMANTIC_SILENCE_MS: Final = {"low": 1000, "medium": 500, "auto": 500, "high": 250}
-_AUDIO_TOKENS_PER_INPUT_SECOND: Final = 10
-_AUDIO_TOKENS_PER_OUTPUT_SECOND: Final = 20
 
 type Timestamped[T] = tuple[float, T]
-type Status = Literal["completed", "cancelled"]
+type Status = Literal["completed", "cancelled", "incomplete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,10 @@ class _Response:
     """The output items (a message, or one or more function calls), in output order."""
     part_added: bool = False
     transcript: str = ""
-    input_audio_ms: float = 0.0
+    max_output_tokens: int | None = None
+    """This response's own limit (`response.create`); the audio is cut there."""
+    output_text: int = 0
+    """Tokens of text generated: the transcript, or a function call's name and arguments."""
     clip: Clip | None = None
     finished: bool = False
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -107,10 +115,16 @@ class SimulatedCall:
         voice: Voice,
         shared_turns: deque[Turn],
         user_transcript: str = DEFAULT_USER_TRANSCRIPT,
+        model_available: bool = True,
     ) -> None:
         self.call_id = f"rtc_u1_{secrets.token_hex(16)}"
         self.session = session
         """The effective session config, as `session.updated` reports it."""
+        self.model_available = model_available
+        """False: the account cannot use the session's model; every response fails as OpenAI's
+        do then (`model_not_found`, openai/openai-realtime-console#561)."""
+        self.context = ConversationContext(session)
+        """The conversation's tokens: what each response is billed."""
         self.faults = replace(faults)
         """This call's own copy of the fault switches, taken when the call was created."""
         self.user_transcript = user_transcript
@@ -140,7 +154,6 @@ class SimulatedCall:
         self._vad = EnergyVad()
         self._speech_item_id: str | None = None
         self._buffered_ms = 0.0
-        self._committed_ms = 0.0
         self._items: dict[str, JsonObject] = {}
         self._last_item_id: str | None = None
         self._response: _Response | None = None
@@ -378,7 +391,13 @@ class SimulatedCall:
 
     def _on_session_update(self, event: JsonObject) -> None:
         """Merge a (partial) update and answer with the full effective config."""
-        self.session = merge_session(self.session, event["session"])
+        merged = merge_session(self.session, event["session"])
+        if problem := check_model_support(merged):
+            self._error(
+                problem.code, problem.message, param=problem.param, event_id=event.get("event_id")
+            )
+            return
+        self.session = self.context.session = merged
         self._emit({"type": "session.updated", "session": self.session})
 
     def _on_input_commit(self, event: JsonObject) -> None:
@@ -418,6 +437,7 @@ class SimulatedCall:
         self._last_item_id = item["id"]
         self._emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         self._emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        self.context.add_text(_item_text(item))
 
     def _on_item_retrieve(self, event: JsonObject) -> None:
         """Return an item."""
@@ -458,8 +478,11 @@ class SimulatedCall:
                 event_id=event.get("event_id"),
             )
             return
-        tool_choice = (event.get("response") or {}).get("tool_choice")
-        self._start_response(tools_allowed=(tool_choice or self.session["tool_choice"]) != "none")
+        response = event.get("response") or {}
+        self._start_response(
+            response.get("max_output_tokens"),
+            tools_allowed=(response.get("tool_choice") or self.session["tool_choice"]) != "none",
+        )
 
     def _on_response_cancel(self, event: JsonObject) -> None:
         """Cancel the active response; its audio keeps playing until cleared."""
@@ -555,8 +578,8 @@ class SimulatedCall:
     def _commit_user_audio(self, item_id: str) -> None:
         """Commit the buffered audio as a user item, transcribed when configured."""
         seconds = self._buffered_ms / 1000
-        self._committed_ms = self._buffered_ms
         self._buffered_ms = 0.0
+        self.context.add_user_audio(seconds)
         self._speech_item_id = None
         previous = self._last_item_id
         self._last_item_id = item_id
@@ -583,23 +606,14 @@ class SimulatedCall:
 
     def _transcribe(self, item_id: str, seconds: float) -> None:
         """Send the (fixed) transcript of a user audio item."""
-        words = len(self.user_transcript.split())
+        model = str(self.session["audio"]["input"]["transcription"].get("model") or "")
         self._emit(
             {
                 "type": "conversation.item.input_audio_transcription.completed",
                 "item_id": item_id,
                 "content_index": 0,
                 "transcript": self.user_transcript,
-                "usage": {
-                    "type": "tokens",
-                    "input_tokens": round(seconds * _AUDIO_TOKENS_PER_INPUT_SECOND),
-                    "output_tokens": words,
-                    "total_tokens": round(seconds * _AUDIO_TOKENS_PER_INPUT_SECOND) + words,
-                    "input_token_details": {
-                        "text_tokens": 0,
-                        "audio_tokens": round(seconds * _AUDIO_TOKENS_PER_INPUT_SECOND),
-                    },
-                },
+                "usage": transcription_usage(model, seconds, self.user_transcript),
             }
         )
 
@@ -618,12 +632,16 @@ class SimulatedCall:
                     return turn
         return DEFAULT_REPLY
 
-    def _start_response(self, *, tools_allowed: bool = True) -> None:
+    def _start_response(
+        self, max_output_tokens: int | None = None, *, tools_allowed: bool = True
+    ) -> None:
         """Create a response and run it in the background."""
-        response = _Response(new_id("resp"), input_audio_ms=self._committed_ms)
-        self._committed_ms = 0.0
+        response = _Response(new_id("resp"), max_output_tokens=max_output_tokens)
         self._response = response
         self._emit({"type": "response.created", "response": self._response_object(response)})
+        if not self.model_available:
+            self._fail_response(response)
+            return
         turn = self._next_turn(tools_allowed=tools_allowed)
         if isinstance(turn, Reply):
             self._spawn(self._reply(response, turn), "spoken response")
@@ -679,6 +697,8 @@ class SimulatedCall:
         samples = await self._voice.say(turn.text)
         if response.finished:
             return
+        response.output_text = text_tokens(turn.text)
+        samples, cut = _within_limit(samples, response)
         response.clip = clip = self._track.play(samples)
         self._playing_response_id = response.id
         self._emit({"type": "output_audio_buffer.started", "response_id": response.id})
@@ -702,7 +722,10 @@ class SimulatedCall:
             )
             if await _cancelled_within(response, pause):
                 return
-        self._finish_response(response, "completed")
+        if cut:
+            self._finish_response(response, "incomplete", "max_output_tokens")
+        else:
+            self._finish_response(response, "completed")
         await clip.done.wait()
         if not clip.cleared:
             self._emit({"type": "output_audio_buffer.stopped", "response_id": response.id})
@@ -737,6 +760,7 @@ class SimulatedCall:
         )
         ids = {"response_id": response.id, "item_id": item_id, "output_index": index}
         arguments = turn.arguments_json
+        response.output_text = text_tokens(turn.name + arguments)
         for start in range(0, len(arguments), _ARGUMENT_CHUNK):
             delta = arguments[start : start + _ARGUMENT_CHUNK]
             self._emit(
@@ -782,7 +806,7 @@ class SimulatedCall:
         self,
         response: _Response,
         status: Status,
-        reason: Literal["turn_detected", "client_cancelled"] | None = None,
+        reason: Literal["turn_detected", "client_cancelled", "max_output_tokens"] | None = None,
     ) -> None:
         """Close whatever the response opened, then send `response.done`."""
         if response.finished:
@@ -819,15 +843,31 @@ class SimulatedCall:
         item["content"] = [{"type": "output_audio", "transcript": transcript}]
 
     def _usage(self, response: _Response) -> JsonObject:
-        """Return realistic token usage for what the response produced."""
+        """Return what the response is billed: the context it read, what it produced."""
         seconds = response.clip.seconds if response.clip else 0.0
-        return usage(
-            input_audio_tokens=round(
-                response.input_audio_ms / 1000 * _AUDIO_TOKENS_PER_INPUT_SECOND
-            ),
-            output_text_tokens=max(1, len(response.transcript.split())),
-            output_audio_tokens=round(seconds * _AUDIO_TOKENS_PER_OUTPUT_SECOND),
+        return self.context.answer(
+            output_text=response.output_text,
+            output_audio=round(seconds * AUDIO_TOKENS_PER_OUTPUT_SECOND),
         )
+
+    def _fail_response(self, response: _Response) -> None:
+        """Fail a response as OpenAI does for a model the account cannot use."""
+        model = self.session.get("model")
+        done = self._response_object(response, "failed")
+        done["status_details"] = {
+            "type": "failed",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "model_not_found",
+                "message": f"The model `{model}` does not exist or you do not have access to it.",
+            },
+        }
+        done["usage"] = usage_block(
+            text=0, audio=0, cached_text=0, cached_audio=0, output_text=0, output_audio=0
+        )
+        response.finished = True
+        self._response = None
+        self._emit({"type": "response.done", "response": done})
 
     # --- Plumbing --------------------------------------------------------------------------
 
@@ -933,3 +973,21 @@ def _unreachable(sdp: str) -> str:
     sdp = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:dead", sdp)
     sdp = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:deaddeaddeaddeaddeaddead", sdp)
     return re.sub(r"(a=candidate:\S+ \d+ \S+ \d+ \S+) \d+", r"\1 9", sdp)
+
+
+def _within_limit(samples: Samples, response: _Response) -> tuple[Samples, bool]:
+    """Cut a reply's audio where its `max_output_tokens` ends; return it and whether it was cut."""
+    if response.max_output_tokens is None:
+        return samples, False
+    tokens = max(0, response.max_output_tokens - response.output_text)
+    keep = int(tokens / AUDIO_TOKENS_PER_OUTPUT_SECOND * RATE)
+    return (samples[:keep], True) if samples.size > keep else (samples, False)
+
+
+def _item_text(item: JsonObject) -> str:
+    """Return the text a client item adds to the conversation (a message, a function output)."""
+    if item.get("type") == "function_call_output":
+        return str(item.get("output") or "")
+    return " ".join(
+        str(part.get("text") or part.get("transcript") or "") for part in item.get("content") or ()
+    )

@@ -9,11 +9,13 @@ errors. The `openai` package's unions are rebuilt as real discriminated unions (
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 import secrets
 import string
 import typing
 from typing import Annotated, Any, Final
 
+from openai.types import Model
 from openai.types.realtime import (
     RealtimeClientEvent,
     RealtimeServerEvent,
@@ -35,6 +37,8 @@ def _discriminated(union: object) -> TypeAdapter[Any]:
 SERVER_EVENTS: Final = _discriminated(RealtimeServerEvent)
 CLIENT_EVENTS: Final = _discriminated(RealtimeClientEvent)
 _SESSION: Final = TypeAdapter(RealtimeSessionCreateRequest)
+MODEL: Final = TypeAdapter(Model)
+"""An entry of `GET /v1/models` (with `shutdown_date`)."""
 
 
 def new_id(prefix: str, length: int = 21) -> str:
@@ -90,6 +94,30 @@ def check_session(session: object, prefix: str = "session") -> ClientEventProble
     except ValidationError as err:
         return _problem(err, prefix)
     return _unknown_parameter(model, prefix)
+
+
+_GENERATION_2: Final = re.compile(r"^gpt-realtime-([2-9]|\d{2})(\.\d+)?(-|$)")
+
+
+def generation_2_or_later(model: str) -> bool:
+    """Return whether a model is gpt-realtime-2 or later: 128k context, reasoning."""
+    return _GENERATION_2.match(model) is not None
+
+
+def check_model_support(session: JsonObject) -> ClientEventProblem | None:
+    """Refuse `reasoning` for a model without it.
+
+    "Only supported by reasoning Realtime models such as gpt-realtime-2", the SDK says; the
+    wording of the error is OpenAI's for unsupported parameters.
+    """
+    model = str(session.get("model") or DEFAULT_MODEL)
+    if session.get("reasoning") and not generation_2_or_later(model):
+        return ClientEventProblem(
+            "unsupported_parameter",
+            f"Unsupported parameter: 'reasoning.effort' is not supported with the model {model}.",
+            "session.reasoning",
+        )
+    return None
 
 
 def _problem(err: ValidationError, prefix: str = "") -> ClientEventProblem:
@@ -195,32 +223,6 @@ def merge_session(current: JsonObject, update: JsonObject) -> JsonObject:
         else:
             merged[key] = value
     return merged
-
-
-def usage(
-    *, input_audio_tokens: int, output_text_tokens: int, output_audio_tokens: int
-) -> JsonObject:
-    """Return a response `usage` block shaped like the GA example."""
-    input_text_tokens = 119
-    cached = 64 if input_audio_tokens else 0
-    input_tokens = input_text_tokens + input_audio_tokens
-    output_tokens = output_text_tokens + output_audio_tokens
-    return {
-        "total_tokens": input_tokens + output_tokens,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "input_token_details": {
-            "text_tokens": input_text_tokens,
-            "audio_tokens": input_audio_tokens,
-            "image_tokens": 0,
-            "cached_tokens": cached,
-            "cached_tokens_details": {"text_tokens": cached, "audio_tokens": 0, "image_tokens": 0},
-        },
-        "output_token_details": {
-            "text_tokens": output_text_tokens,
-            "audio_tokens": output_audio_tokens,
-        },
-    }
 
 
 def rate_limits(remaining_tokens: int) -> list[JsonObject]:

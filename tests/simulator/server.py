@@ -20,7 +20,9 @@ from aiohttp import web
 
 from .call import SimulatedCall
 from .events import (
+    MODEL,
     JsonObject,
+    check_model_support,
     check_session,
     default_session,
     error_body,
@@ -36,15 +38,24 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_API_KEY: Final = "sk-test-simulator"
 DEFAULT_PORT: Final = 8765
-REALTIME_MODELS: Final = (
-    "gpt-realtime",
-    "gpt-realtime-2025-08-28",
-    "gpt-realtime-mini",
-    "gpt-realtime-mini-2025-10-06",
-    "gpt-realtime-1.5",
-    "gpt-realtime-2",
-)
+RETIREMENT: Final = "2027-01-19"
+"""When gpt-realtime and gpt-realtime-mini shut down (research notes s2-anchors-refresh §2.1)."""
+MODELS: Final[dict[str, str | None]] = {
+    "gpt-realtime-2.1": None,
+    "gpt-realtime-2.1-mini": None,
+    "gpt-realtime-2": None,
+    "gpt-realtime-1.5": None,
+    "gpt-realtime": RETIREMENT,
+    "gpt-realtime-2025-08-28": RETIREMENT,
+    "gpt-realtime-mini": RETIREMENT,
+    "gpt-realtime-mini-2025-10-06": RETIREMENT,
+    "gpt-4o-mini-transcribe": None,
+    "gpt-4o": None,
+    "whisper-1": None,
+}
+"""What `GET /v1/models` lists, with each model's shutdown date (None: none announced)."""
 SESSION_MAX_SECONDS: Final = 3600
+_LIST_CREATED: Final = 1780000000
 _SECRET_DEFAULT_SECONDS: Final = 600
 _SECRET_SECONDS_RANGE: Final = range(10, 7201)
 _CORS_HEADERS: Final = {
@@ -119,6 +130,8 @@ class Simulator:
         self.user_transcript = user_transcript
         self.allow_invalid_client_events = allow_invalid_client_events
         """Set by tests that send invalid client events on purpose (the fixture allows them)."""
+        self.models: dict[str, str | None] = dict(MODELS)
+        """The account's models and their shutdown dates; a test may change them."""
         self.calls: list[SimulatedCall] = []
         self.client_secrets: dict[str, JsonObject] = {}
         self._voice = Voice(voice)
@@ -235,12 +248,14 @@ class Simulator:
         secret_session = self._secret_session(self._bearer(request))
         offer, session_update = await _read_offer(request)
         session = self._new_session(secret_session, session_update)
+        self._check_model(session)
         call = SimulatedCall(
             session=session,
             faults=self.faults,
             voice=self._voice,
             shared_turns=self._turns,
             user_transcript=self.user_transcript,
+            model_available=session["model"] in self.models,
         )
         try:
             answer = await call.answer(offer)
@@ -255,6 +270,23 @@ class Simulator:
             "Location": f"/v1/realtime/calls/{call.call_id}",
         }
         return web.Response(status=201, body=answer.encode(), headers=headers)
+
+    def _check_model(self, session: JsonObject) -> None:
+        """Refuse a listed model that is not a Realtime one, and what the model lacks.
+
+        A model the account does not list is let through: its responses fail instead, as
+        OpenAI's do (see SimulatedCall.model_available).
+        """
+        model = str(session["model"])
+        if model in self.models and "realtime" not in model:
+            raise ApiError(
+                400,
+                "invalid_model",
+                f'Model "{model}" is not supported in realtime mode.',
+                "session.model",
+            )
+        if (problem := check_model_support(session)) is not None:
+            raise ApiError(400, problem.code, problem.message, problem.param)
 
     def _new_session(self, base: JsonObject | None, update: JsonObject | None) -> JsonObject:
         """Return a fresh session's effective config."""
@@ -311,12 +343,25 @@ class Simulator:
     async def _models(self, request: web.Request) -> web.Response:
         """List models: how clients validate a key."""
         self._require_standard_key(request)
-        created = 1756339200
         data = [
-            {"id": model, "object": "model", "created": created, "owned_by": "system"}
-            for model in (*REALTIME_MODELS, "gpt-4o", "whisper-1")
+            _model(model, index, shutdown)
+            for index, (model, shutdown) in enumerate(self.models.items())
         ]
         return web.json_response({"object": "list", "data": data})
+
+
+def _model(model: str, index: int, shutdown: str | None) -> JsonObject:
+    """Return one entry of the model list, checked against the SDK's `Model`."""
+    entry: JsonObject = {
+        "id": model,
+        "object": "model",
+        "created": _LIST_CREATED - index * 86400,  # the simulator's own: newest listed first
+        "owned_by": "system",
+    }
+    if shutdown is not None:
+        entry["shutdown_date"] = shutdown
+    MODEL.validate_python(entry)
+    return entry
 
 
 async def _read_offer(request: web.Request) -> tuple[str, JsonObject | None]:

@@ -29,8 +29,10 @@ from aiortc import (
 from aiortc.exceptions import OperationError
 
 from .errors import (
+    MODEL_ERROR_CODES,
     AuthenticationError,
     ConnectError,
+    ModelUnavailableError,
     NotConnectedError,
     ProtocolError,
     QuotaError,
@@ -196,10 +198,16 @@ class RealtimeConnection:
             self._session_updates.pop(event_id, None)
 
     def create_response(
-        self, instructions: str | None = None, *, tools_allowed: bool = True
+        self,
+        instructions: str | None = None,
+        *,
+        tools_allowed: bool = True,
+        max_output_tokens: int | None = None,
     ) -> None:
         """Ask for a response now, or right after the active one is done."""
-        event = response_create(instructions, tools_allowed=tools_allowed)
+        event = response_create(
+            instructions, tools_allowed=tools_allowed, max_output_tokens=max_output_tokens
+        )
         if self._response_active:
             self._queued_responses.append(event)
             return
@@ -487,6 +495,8 @@ def http_error(status: int, body: str) -> RealtimeError:
         kind = QuotaError if code == "insufficient_quota" else RateLimitError
     elif status >= 500:  # noqa: PLR2004
         kind = ConnectError
+    elif code in MODEL_ERROR_CODES:
+        kind = ModelUnavailableError
     else:
         kind = ProtocolError
     return kind(message, code=code, status=status)

@@ -34,5 +34,13 @@ class ProtocolError(RealtimeError):
     """The server refused what we sent (HTTP 400, an `error` event) or answered nonsense."""
 
 
+class ModelUnavailableError(ProtocolError):
+    """OpenAI refused the model: unknown, shut down, not open to this key, or not a Realtime one."""
+
+
+MODEL_ERROR_CODES = frozenset({"model_not_found", "invalid_model"})
+"""OpenAI's codes for a refused model (HTTP, `error` events and failed responses)."""
+
+
 class NotConnectedError(RealtimeError):
     """An event was sent while the data channel is not open."""

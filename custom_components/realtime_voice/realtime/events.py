@@ -7,17 +7,25 @@ types and extra fields are tolerated: the API grows, and an old client must keep
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal
 
 type JsonObject = dict[str, Any]
 type Voice = str
 type TurnDetectionType = Literal["server_vad", "semantic_vad"]
 type Eagerness = Literal["low", "medium", "high", "auto"]
+type ReasoningEffort = Literal["minimal", "low", "medium", "high", "xhigh"]
 
 VOICES: Final = (
     "alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse"
 )  # fmt: skip
+REASONING_EFFORTS: Final[tuple[ReasoningEffort, ...]] = (
+    "minimal",
+    "low",
+    "medium",
+    "high",
+    "xhigh",
+)
 
 
 # --- Session configuration ---------------------------------------------------------------
@@ -53,6 +61,27 @@ class TurnDetection:
 
 
 @dataclass(frozen=True, slots=True)
+class Truncation:
+    """How the server drops the oldest turns once the conversation outgrows a token limit.
+
+    Dropping more than needed (a retention ratio below 1) means fewer truncations, and each one
+    invalidates the cached context, so the bill grows with the limit, not with the length.
+    """
+
+    retention_ratio: float = 0.5
+    """Share of the limit kept when the conversation is cut."""
+    post_instructions_tokens: int | None = None
+    """The limit for the conversation after the instructions; None: the model's context."""
+
+    def to_wire(self) -> JsonObject:
+        """Return the GA `truncation` object (`type: retention_ratio`)."""
+        wire: JsonObject = {"type": "retention_ratio", "retention_ratio": self.retention_ratio}
+        if self.post_instructions_tokens:
+            wire["token_limits"] = {"post_instructions": self.post_instructions_tokens}
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     """What the session is told: persona, voice, listening and tools."""
 
@@ -67,6 +96,10 @@ class SessionConfig:
     tools: tuple[JsonObject, ...] = ()
     tool_choice: str = "auto"
     max_output_tokens: int | Literal["inf"] = "inf"
+    reasoning_effort: ReasoningEffort | None = None
+    """Only for models that reason (`gpt-realtime-2` and later); None leaves the model's own."""
+    truncation: Truncation | None = None
+    """None: OpenAI's automatic truncation, at the model's context size."""
 
     def to_wire(self) -> JsonObject:
         """Return the GA session object (`type: realtime`) for `session.update`.
@@ -79,7 +112,11 @@ class SessionConfig:
             if self.transcription_language:
                 transcription["language"] = self.transcription_language
         noise = {"type": self.noise_reduction} if self.noise_reduction else None
+        optional: JsonObject = {}
+        if self.reasoning_effort is not None:
+            optional["reasoning"] = {"effort": self.reasoning_effort}
         return {
+            **optional,
             "type": "realtime",
             "instructions": self.instructions,
             "output_modalities": ["audio"],
@@ -94,6 +131,7 @@ class SessionConfig:
             "tools": list(self.tools),
             "tool_choice": self.tool_choice,
             "max_output_tokens": self.max_output_tokens,
+            "truncation": self.truncation.to_wire() if self.truncation else "auto",
         }
 
     def to_call_request(self) -> JsonObject:
@@ -109,13 +147,20 @@ def session_update(config: SessionConfig) -> JsonObject:
     return {"type": "session.update", "session": config.to_wire()}
 
 
-def response_create(instructions: str | None = None, *, tools_allowed: bool = True) -> JsonObject:
-    """Build `response.create`; instructions and a tool ban apply to this response only."""
+def response_create(
+    instructions: str | None = None,
+    *,
+    tools_allowed: bool = True,
+    max_output_tokens: int | None = None,
+) -> JsonObject:
+    """Build `response.create`; instructions, a tool ban and an output limit apply to it only."""
     response: JsonObject = {}
     if instructions is not None:
         response["instructions"] = instructions
     if not tools_allowed:
         response["tool_choice"] = "none"
+    if max_output_tokens is not None:
+        response["max_output_tokens"] = max_output_tokens
     if not response:
         return {"type": "response.create"}
     return {"type": "response.create", "response": response}
@@ -221,11 +266,35 @@ class InputTranscriptDelta(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptionUsage:
+    """What transcribing one user utterance used, billed at the transcription model's prices.
+
+    Token-billed models report tokens; duration-billed ones report seconds of audio.
+    """
+
+    input_audio: int = 0
+    input_text: int = 0
+    output_text: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Return every token (zero for a duration-billed model)."""
+        return self.input_audio + self.input_text + self.output_text
+
+    def __add__(self, other: TranscriptionUsage) -> TranscriptionUsage:
+        return TranscriptionUsage(
+            *(getattr(self, part.name) + getattr(other, part.name) for part in fields(self))
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class InputTranscriptCompleted(ServerEvent):
     """The transcript of one user utterance; may arrive after the response to it."""
 
     item_id: str
     transcript: str
+    usage: TranscriptionUsage = field(default_factory=TranscriptionUsage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,23 +314,29 @@ class ResponseCreated(ServerEvent):
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens used by one response, as billed."""
+    """Tokens used by one response, as billed: input split into new and cached, per modality.
+
+    OpenAI counts cached input inside the input tokens; here `input_*` are the uncached ones,
+    so that each field has one price.
+    """
 
     input_text: int = 0
     input_audio: int = 0
+    input_image: int = 0
     input_cached_text: int = 0
     input_cached_audio: int = 0
+    input_cached_image: int = 0
     output_text: int = 0
     output_audio: int = 0
 
     @property
     def total(self) -> int:
-        """Return every token, input and output."""
-        return self.input_text + self.input_audio + self.output_text + self.output_audio
+        """Return every token, cached input included: OpenAI's `total_tokens`."""
+        return sum(getattr(self, part.name) for part in fields(self))
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            *(getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__)
+            *(getattr(self, part.name) + getattr(other, part.name) for part in fields(self))
         )
 
 
@@ -273,6 +348,8 @@ class ResponseDone(ServerEvent):
     status: str
     reason: str | None
     usage: Usage
+    error_code: str | None = None
+    """Why a failed response failed (`model_not_found`, `server_error`, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,16 +428,41 @@ def _obj(data: Mapping[str, Any], key: str) -> JsonObject:
 def parse_usage(usage: Mapping[str, Any]) -> Usage:
     """Parse the `usage` of a response; absent parts count as zero."""
     details_in = _obj(usage, "input_token_details")
-    cached = _obj(details_in, "cached_tokens_details")
     details_out = _obj(usage, "output_token_details")
-    cached_text, cached_audio = _int(cached, "text_tokens"), _int(cached, "audio_tokens")
+    text, audio = _int(details_in, "text_tokens"), _int(details_in, "audio_tokens")
+    image = _int(details_in, "image_tokens")
+    cached = _obj(details_in, "cached_tokens_details")
+    if cached:
+        cached_text, cached_audio = _int(cached, "text_tokens"), _int(cached, "audio_tokens")
+        cached_image = _int(cached, "image_tokens")
+    else:  # no split (older servers): the cached prefix is text first, then audio
+        cached_text = min(text, _int(details_in, "cached_tokens"))
+        cached_audio = min(audio, _int(details_in, "cached_tokens") - cached_text)
+        cached_image = 0
     return Usage(
-        input_text=_int(details_in, "text_tokens") - cached_text,
-        input_audio=_int(details_in, "audio_tokens") - cached_audio,
+        input_text=max(0, text - cached_text),
+        input_audio=max(0, audio - cached_audio),
+        input_image=max(0, image - cached_image),
         input_cached_text=cached_text,
         input_cached_audio=cached_audio,
+        input_cached_image=cached_image,
         output_text=_int(details_out, "text_tokens"),
         output_audio=_int(details_out, "audio_tokens"),
+    )
+
+
+def parse_transcription_usage(usage: Mapping[str, Any]) -> TranscriptionUsage:
+    """Parse the `usage` of a finished transcription: tokens, or seconds of audio."""
+    if usage.get("type") == "duration":
+        seconds = usage.get("seconds")
+        return TranscriptionUsage(seconds=float(seconds) if isinstance(seconds, int | float) else 0)
+    details = _obj(usage, "input_token_details")
+    text = _int(details, "text_tokens")
+    audio = _int(details, "audio_tokens") if "audio_tokens" in details else None
+    return TranscriptionUsage(
+        input_audio=max(0, _int(usage, "input_tokens") - text) if audio is None else audio,
+        input_text=text,
+        output_text=_int(usage, "output_tokens"),
     )
 
 
@@ -385,6 +487,7 @@ def _response_done(e: JsonObject) -> ResponseDone:
         status=_str(response, "status"),
         reason=details.get("reason"),
         usage=parse_usage(_obj(response, "usage")),
+        error_code=_str(_obj(details, "error"), "code") or None,
     )
 
 
@@ -406,7 +509,10 @@ _PARSERS: Final[dict[str, Callable[[JsonObject], ServerEvent]]] = {
         _str(e, "event_id"), _str(e, "item_id"), _str(e, "delta")
     ),
     "conversation.item.input_audio_transcription.completed": lambda e: InputTranscriptCompleted(
-        _str(e, "event_id"), _str(e, "item_id"), _str(e, "transcript")
+        _str(e, "event_id"),
+        _str(e, "item_id"),
+        _str(e, "transcript"),
+        parse_transcription_usage(_obj(e, "usage")),
     ),
     "conversation.item.input_audio_transcription.failed": lambda e: InputTranscriptFailed(
         _str(e, "event_id"), _str(e, "item_id"), _str(_obj(e, "error"), "message")
