@@ -38,6 +38,7 @@ from .audio_helpers import QueueTrack, until
 
 class _ScriptedStream:
     format = AudioFormat()
+    latency: float | None = 0.0
 
     def flush(self) -> None:
         """Nothing queued in a scripted device."""

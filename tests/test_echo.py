@@ -7,7 +7,10 @@ reply. These tests show that problem, and what each duplex mode does about it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 import pytest
@@ -15,9 +18,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import CONF_DUPLEX, CONF_IDLE_TIMEOUT, DOMAIN
 
-from .integration import ASSISTANT_SPEAKING, StateHistory, box_entry, running_box
+from .integration import ASSISTANT_SPEAKING, StateHistory, box_entry, running_box, speak_into_mic
 from .simulator import Reply, Simulator
-from .virtual_audio import ECHO_LEVELS_DB, acoustic_echo
+from .virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
@@ -28,28 +31,40 @@ STORY = "Once upon a time, a little robot lived on a shelf in a quiet kitchen."
 async def box(
     hass: HomeAssistant, simulator: Simulator, request: pytest.FixtureRequest
 ) -> AsyncIterator[MockConfigEntry]:
-    """A box on the virtual devices, in the duplex mode the test names."""
-    entry = box_entry(
-        simulator, options={CONF_IDLE_TIMEOUT: 60, CONF_DUPLEX: request.param}
-    )
+    """Set up a box on the virtual devices, in the duplex mode the test names."""
+    entry = box_entry(simulator, options={CONF_IDLE_TIMEOUT: 60, CONF_DUPLEX: request.param})
     async with running_box(hass, entry):
         yield entry
 
 
-async def _reply_with_echo(hass: HomeAssistant, simulator: Simulator, gain_db: float) -> int:
-    """Have the assistant say STORY while its echo reaches the microphone; count speech_started."""
-    simulator.script(Reply(STORY))
+async def _replies_with_echo(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, gain_db: float, count: int
+) -> tuple[int, dict[str, Any]]:
+    """Have the assistant say STORY count times while its echo reaches the microphone.
+
+    Return how often the simulator heard speech start, and the audio diagnostics.
+    """
+    simulator.script(*[Reply(STORY)] * count)
     assistant = StateHistory(hass, ASSISTANT_SPEAKING)
     await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
     call = simulator.calls[-1]
     with acoustic_echo(gain_db):
-        await hass.services.async_call(DOMAIN, "send_text", {"text": "A story!"}, blocking=True)
-        await assistant.wait_for("on")
-        await assistant.until(lambda: assistant.states[-1] == "off", timeout=20)
+        for _ in range(count):
+            assistant.states.clear()
+            await hass.services.async_call(DOMAIN, "send_text", {"text": "Story!"}, blocking=True)
+            await assistant.wait_for("on")
+            await assistant.until(lambda: assistant.states[-1] == "off", timeout=20)
+    diagnostics = box.runtime_data.session.audio_diagnostics()
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
-    return sum(
-        1 for _, event in call.server_events if event["type"] == "input_audio_buffer.speech_started"
-    )
+    return _count(call.server_events, "input_audio_buffer.speech_started"), diagnostics
+
+
+def _count(events: list[tuple[float, dict[str, Any]]], event_type: str) -> int:
+    return sum(1 for _, event in events if event["type"] == event_type)
+
+
+def _first_time(events: list[tuple[float, dict[str, Any]]], event_type: str) -> float:
+    return next(at for at, event in events if event["type"] == event_type)
 
 
 @pytest.mark.parametrize("box", ["full"], indirect=True)
@@ -58,4 +73,45 @@ async def test_without_cancellation_the_echo_interrupts_the_reply(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, gain_db: float
 ) -> None:
     """Full duplex on a plain speaker: the simulator's VAD takes the echo for the user."""
-    assert await _reply_with_echo(hass, simulator, gain_db) >= 1
+    speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, 1)
+    assert speech_starts >= 1
+    assert diagnostics["mode"] == "full_duplex"
+
+
+@pytest.mark.parametrize("box", ["echo_cancellation"], indirect=True)
+@pytest.mark.parametrize("gain_db", ECHO_LEVELS_DB)
+async def test_echo_cancellation_keeps_the_reply_going(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, gain_db: float
+) -> None:
+    """The same box and echo with echo cancellation: three replies, no false barge-in."""
+    speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, 3)
+    assert speech_starts == 0
+    assert diagnostics["mode"] == "echo_cancellation"
+    assert diagnostics["processing"]["frames"] > 100
+
+
+@pytest.mark.parametrize("box", ["echo_cancellation"], indirect=True)
+async def test_the_user_talks_over_the_reply(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
+) -> None:
+    """Echo cancellation lets the user interrupt: the speaker stops, the reply is cancelled."""
+    simulator.script(Reply(STORY * 3))
+    assistant = StateHistory(hass, ASSISTANT_SPEAKING)
+    wav = speech_wav(tmp_path / "stop.wav", "Stop, please. What time is it?")
+    await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
+    call = simulator.calls[-1]
+    with acoustic_echo(ECHO_LEVELS_DB[0]):
+        await hass.services.async_call(DOMAIN, "send_text", {"text": "A story!"}, blocking=True)
+        await assistant.wait_for("on")
+        await asyncio.sleep(1.0)  # well into the reply
+        await speak_into_mic(wav)
+        started = await call.wait_for_server_event("input_audio_buffer.speech_started")
+        await assistant.until(lambda: assistant.states[-1] == "off", timeout=5)
+    await call.wait_for_client_event("output_audio_buffer.clear")
+    spoke = _first_time(call.server_events, "input_audio_buffer.speech_started")
+    cancelled = _first_time(call.client_events, "response.cancel")
+    assert spoke < cancelled <= _first_time(call.client_events, "output_audio_buffer.clear")
+    done = await call.wait_for_server_event("response.done")
+    assert done["response"]["status"] == "cancelled"
+    assert started["audio_start_ms"] > 0
+    await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)

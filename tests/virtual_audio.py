@@ -27,6 +27,7 @@ MIC_FEED = "mic_feed"
 SPEAKER = "speaker"
 SPEAKER_MONITOR = "speaker.monitor"
 KEEPALIVE_CLIENT = "realtime-voice-keepalive"
+ECHO_HEARD_RMS = 100.0
 ECHO_LEVELS_DB = (-6.0, -20.0)
 """The echo levels the tests use: a speaker next to the microphone, and one a hand away."""
 """The client name of busy_devices()' streams, which open_streams() leaves out."""
@@ -159,9 +160,33 @@ def acoustic_echo(gain_db: float, delay_ms: int = 40) -> Iterator[None]:
         # A plain factor is linear amplitude to pactl; "-6dB" would read as an option.
         factor = f"{10 ** (gain_db / 20):.4f}"
         _pactl("set-sink-input-volume", _stream_of_module(index), factor)
+        _wait_for_echo()
         yield
     finally:
         _pactl("unload-module", index)
+
+
+def _wait_for_echo(timeout: float = 5.0) -> None:
+    """Beep on the speaker until the microphone hears it: a new loopback takes a while to run."""
+    from custom_components.realtime_voice.audio.libpulse import (  # noqa: PLC0415 - tests only
+        Direction,
+        PulseStream,
+    )
+
+    beep = tone(1000.0, 0.02).tobytes()
+    speaker = PulseStream(Direction.PLAYBACK, device=SPEAKER, latency_ms=20)
+    mic = PulseStream(Direction.RECORD, device=MIC, latency_ms=20)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            speaker.write(beep)
+            if rms(np.frombuffer(mic.read(len(beep)), dtype=np.int16)) > ECHO_HEARD_RMS:
+                return
+        msg = f"the echo path did not carry sound within {timeout} s"
+        raise RuntimeError(msg)
+    finally:
+        speaker.close()
+        mic.close()
 
 
 def _stream_of_module(module: str) -> str:
