@@ -207,3 +207,19 @@ def test_echo_gate_rules() -> None:
     gate.mode = DuplexMode.FULL
     gate.assistant_started()
     assert gate.is_open
+
+
+def test_echo_cancellation_guards_only_the_start_of_each_reply() -> None:
+    """With echo cancellation the gate is open while the assistant speaks, but for 200 ms."""
+    now = [0.0]
+    gate = EchoGate(DuplexMode.ECHO_CANCELLATION, guard_seconds=0.2, clock=lambda: now[0])
+    gate.assistant_started()
+    assert gate.is_open  # the server's event: nothing is heard yet
+    gate.playout_changed(playing=True)
+    assert not gate.is_open
+    now[0] = 0.21
+    assert gate.is_open
+    gate.playout_changed(playing=False)
+    assert gate.is_open  # no tail: the canceller covers the room's reverberation
+    gate.playout_changed(playing=True)
+    assert not gate.is_open

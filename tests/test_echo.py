@@ -10,13 +10,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+import sys
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.realtime_voice.const import CONF_DUPLEX, CONF_IDLE_TIMEOUT, DOMAIN
+from custom_components.realtime_voice.audio.echo import LIBRARY
+from custom_components.realtime_voice.const import (
+    CONF_DUPLEX,
+    CONF_IDLE_TIMEOUT,
+    CONF_NOISE_REDUCTION,
+    DOMAIN,
+)
 
 from .integration import ASSISTANT_SPEAKING, StateHistory, box_entry, running_box, speak_into_mic
 from .simulator import Reply, Simulator
@@ -114,4 +123,57 @@ async def test_the_user_talks_over_the_reply(
     done = await call.wait_for_server_event("response.done")
     assert done["response"]["status"] == "cancelled"
     assert started["audio_start_ms"] > 0
+    await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
+
+
+@pytest.mark.parametrize("box", ["echo_cancellation"], indirect=True)
+async def test_without_the_library_half_duplex_and_a_repair_issue(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """pywebrtc-audio missing: the conversation still runs, in half duplex, and the user is told."""
+    # The library is installed here; a None in sys.modules makes its import fail as on a box
+    # without it (the one stand-in of this file).
+    with patch.dict(sys.modules, {LIBRARY: None}):
+        await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
+    session = box.runtime_data.session
+    assert session.audio_diagnostics()["mode"] == "half_duplex"
+    assert session.audio_diagnostics()["processing"] is None
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable")
+    assert issue is not None
+    assert LIBRARY in issue.translation_placeholders["message"]
+    await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
+
+    await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
+    assert session.audio_diagnostics()["mode"] == "echo_cancellation"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable") is None
+    await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
+
+
+@pytest.mark.parametrize(
+    ("box", "noise_reduction", "expected"),
+    [
+        ("echo_cancellation", None, {"type": "far_field"}),
+        ("echo_cancellation", "near_field", {"type": "near_field"}),
+        ("echo_cancellation", "off", None),
+    ],
+    indirect=["box"],
+)
+async def test_openai_noise_reduction_follows_the_option(
+    hass: HomeAssistant,
+    box: MockConfigEntry,
+    simulator: Simulator,
+    noise_reduction: str | None,
+    expected: dict[str, str] | None,
+) -> None:
+    """audio.input.noise_reduction in the GA shape (the simulator checks it with the SDK)."""
+    if noise_reduction is not None:
+        hass.config_entries.async_update_entry(
+            box, options={**box.options, CONF_NOISE_REDUCTION: noise_reduction}
+        )
+        await hass.async_block_till_done()
+    await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
+    call = simulator.calls[-1]
+    update = await call.wait_for_client_event("session.update")
+    assert update["session"]["audio"]["input"]["noise_reduction"] == expected
+    assert call.session["audio"]["input"]["noise_reduction"] == expected
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
