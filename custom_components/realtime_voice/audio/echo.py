@@ -8,9 +8,10 @@ recorded at the same moment), with the echo never earlier than its reference. Ec
 the far end as one continuous stream of samples on the clock of "when it is heard": the speaker's
 device thread adds each block it takes, stamped with now plus the device's reported output
 latency; the microphone asks for the samples heard while a frame was recorded, a little ahead
-(REFERENCE_LEAD_SECONDS). Both sides stay sample-continuous and only jump when the stamps
-keep disagreeing by more than REALIGN_SECONDS (a flush drops queued audio, an underrun inserts
-silence), so AEC3 sees the room as a fixed delay it tracks (up to about half a second).
+(REFERENCE_LEAD_SECONDS), waiting briefly for a speaker thread that is behind. Both sides stay
+sample-continuous and only jump when the stamps disagree by more than REALIGN_SECONDS (a flush
+drops queued audio, an underrun inserts silence), so AEC3 sees the room as a fixed delay it
+tracks (up to about half a second).
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ cancels nothing, an earlier one only costs AEC3 a few taps (it estimates the del
 REALIGN_SECONDS: Final = 0.015
 """Stamps that disagree with the running stream by more than this may be a real jump."""
 REALIGN_AFTER: Final = 3
-"""Stamps in a row that must disagree before the stream jumps: a flush or an underrun moves
-every later stamp, a late measurement (a busy machine) only one."""
+"""Stamps in a row that must disagree the same way before a stream jumps: a flush or an
+underrun moves every later stamp alike, a measurement gone wrong on a busy machine only one."""
+REFERENCE_WAIT_SECONDS: Final = 0.04
+"""How long the microphone waits for a speaker thread that is behind (a busy machine) before it
+takes silence as the far end: a frame cleaned without its reference keeps all of its echo."""
 HISTORY_SECONDS: Final = 1.0
 """Far end kept: more than the longest echo path AEC3 can follow."""
 
@@ -76,10 +80,12 @@ class ProcessingStats:
     """Frames (20 ms) processed."""
     cpu_seconds: float
     """CPU time spent in the audio processing module."""
-    realignments: int
-    """Times the far end's stream jumped to follow the devices' stamps."""
+    speaker_realignments: int
+    """Times the far end's stream jumped to follow the speaker (flushes, underruns)."""
+    microphone_realignments: int
+    """Times the microphone's place in the far end jumped to follow its stamps."""
     missing_reference_ms: float
-    """Far end asked for but not (yet) played, taken as silence, in milliseconds."""
+    """Far end asked for but not played in time, taken as silence, in milliseconds."""
 
 
 def check_library() -> None:
@@ -99,6 +105,7 @@ class EchoReference:
         self._realign = round(REALIGN_SECONDS * rate)
         self._samples = np.zeros(round(HISTORY_SECONDS * rate), dtype=np.int16)
         self._lock = threading.Lock()
+        self._written_more = threading.Condition(self._lock)
         self._origin: float | None = None
         """When sample index 0 is heard (monotonic seconds)."""
         self._written = 0
@@ -108,7 +115,6 @@ class EchoReference:
         self._writer = _Follower(self._realign)
         self._reader = _Follower(self._realign)
         self._to_mono: _MonoConverter | None = None
-        self.realignments = 0
         self.missing = 0
         """Samples the microphone asked for that were not there."""
 
@@ -122,11 +128,15 @@ class EchoReference:
             if self._origin is None:
                 self._origin = heard_at - self._written / self._rate
             start = self._writer.follow(self._index(heard_at), self._written)
-            if start != self._written:
-                self._silence(self._written, start)
-                self.realignments += 1
+            self._silence(self._written, start)
             self._store(start, samples)
             self._written = start + samples.size
+            self._written_more.notify_all()
+
+    @property
+    def realignments(self) -> tuple[int, int]:
+        """Return how often the speaker's and the microphone's streams jumped."""
+        return self._writer.jumps, self._reader.jumps
 
     def heard(self, since: float, count: int) -> Samples:
         """Return count samples heard from since on (microphone thread); silence if unknown."""
@@ -136,6 +146,9 @@ class EchoReference:
             wanted = self._index(since)
             self._read = wanted if self._read is None else self._reader.follow(wanted, self._read)
             start, self._read = self._read, self._read + count
+            self._written_more.wait_for(
+                lambda: self._written >= start + count, REFERENCE_WAIT_SECONDS
+            )
             return self._load(start, count)
 
     def _index(self, at: float) -> int:
@@ -164,21 +177,27 @@ class EchoReference:
 
 
 class _Follower:
-    """Keeps a running position unless the stamps keep disagreeing with it."""
+    """Keeps a running position unless the stamps keep disagreeing with it, alike."""
 
     def __init__(self, tolerance: int) -> None:
         self._tolerance = tolerance
+        self._offset = 0
         self._disagreements = 0
+        self.jumps = 0
 
     def follow(self, stamped: int, running: int) -> int:
         """Return where the stream goes on: running, or stamped once it is clearly elsewhere."""
-        if abs(stamped - running) <= self._tolerance:
+        offset = stamped - running
+        if abs(offset) <= self._tolerance:
             self._disagreements = 0
             return running
-        self._disagreements += 1
+        alike = self._disagreements and abs(offset - self._offset) <= self._tolerance
+        self._disagreements = self._disagreements + 1 if alike else 1
+        self._offset = offset
         if self._disagreements < REALIGN_AFTER:
             return running
         self._disagreements = 0
+        self.jumps += 1
         return stamped
 
 
@@ -230,10 +249,12 @@ class MicrophoneProcessor:
     def stats(self) -> ProcessingStats:
         """Return the counters so far."""
         reference = self.reference
+        speaker, microphone = reference.realignments if reference else (0, 0)
         return ProcessingStats(
             self._frames,
             self._cpu,
-            reference.realignments if reference else 0,
+            speaker,
+            microphone,
             1000 * reference.missing / SAMPLE_RATE if reference else 0.0,
         )
 
