@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import shlex
 import subprocess
@@ -10,6 +11,8 @@ from unittest.mock import patch
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
+
+from custom_components.realtime_voice.audio import AudioBackend, BackendName, create_backend
 
 from .error_log import ErrorLog
 from .simulator import Simulator
@@ -42,6 +45,17 @@ def auto_enable_custom_integrations(error_log: ErrorLog, enable_custom_integrati
 async def setup_homeassistant(hass: HomeAssistant) -> None:
     """Set up the core `homeassistant` component, which conversation (Assist) needs."""
     assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture(params=list(BackendName))
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[AudioBackend]:
+    """Load one real audio backend: each test that takes it runs once per backend."""
+    loop = asyncio.get_running_loop()
+    backend = await loop.run_in_executor(None, create_backend, request.param)
+    try:
+        yield backend
+    finally:
+        await loop.run_in_executor(None, backend.close)
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from .error_log import ErrorLog
 
 class _ScriptedStream:
     format = AudioFormat()
+    latency: float | None = 0.0
 
     def flush(self) -> None:
         """Nothing queued in a scripted device."""
@@ -284,3 +285,19 @@ async def test_a_track_that_ends_as_playing_is_cancelled_leaves_no_error() -> No
     await asyncio.sleep(0)
     loop.set_exception_handler(None)
     assert unretrieved == []
+
+
+def test_echo_cancellation_guards_only_the_start_of_each_reply() -> None:
+    """With echo cancellation the gate is open while the assistant speaks, but for 200 ms."""
+    now = [0.0]
+    gate = EchoGate(DuplexMode.ECHO_CANCELLATION, guard_seconds=0.2, clock=lambda: now[0])
+    gate.assistant_started()
+    assert gate.is_open  # the server's event: nothing is heard yet
+    gate.playout_changed(playing=True)
+    assert not gate.is_open
+    now[0] = 0.21
+    assert gate.is_open
+    gate.playout_changed(playing=False)
+    assert gate.is_open  # no tail: the canceller covers the room's reverberation
+    gate.playout_changed(playing=True)
+    assert not gate.is_open

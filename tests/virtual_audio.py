@@ -2,7 +2,8 @@
 
 `mic_feed` is a sink whose monitor is remapped to the source `mic` (the default microphone), so a
 WAV played into `mic_feed` is what the integration hears; `speaker` is the default sink, and
-`speaker.monitor` records what the integration played.
+`speaker.monitor` records what the integration played. acoustic_echo() adds the path a box on a
+shelf has: what the speaker plays comes back into the microphone, later and quieter.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ MIC_FEED = "mic_feed"
 SPEAKER = "speaker"
 SPEAKER_MONITOR = "speaker.monitor"
 KEEPALIVE_CLIENT = "realtime-voice-keepalive"
+ECHO_HEARD_RMS = 100.0
+ECHO_LEVELS_DB = (-6.0, -20.0)
+"""The echo levels the tests use: a speaker next to the microphone, and one a hand away."""
 """The client name of busy_devices()' streams, which open_streams() leaves out."""
 
 
@@ -133,6 +137,71 @@ def busy_devices() -> Iterator[None]:
         for player in players:
             player.terminate()
             player.wait(timeout=5)
+
+
+@contextmanager
+def acoustic_echo(gain_db: float, delay_ms: int = 40) -> Iterator[None]:
+    """Play what `speaker` plays into `mic_feed` too, delay_ms later at gain_db: an echo path.
+
+    module-loopback records speaker.monitor and plays it into mic_feed, where it mixes with
+    whatever else plays there (the user's voice); its stream's volume sets the gain. Measured
+    here: 40-50 ms from speaker to mic with latency_msec=40. Unloaded at the end.
+    """
+    index = _pactl(
+        "load-module",
+        "module-loopback",
+        f"source={SPEAKER_MONITOR}",
+        f"sink={MIC_FEED}",
+        f"latency_msec={delay_ms}",
+        "source_dont_move=true",
+        "sink_dont_move=true",
+    ).strip()
+    try:
+        # A plain factor is linear amplitude to pactl; "-6dB" would read as an option.
+        factor = f"{10 ** (gain_db / 20):.4f}"
+        _pactl("set-sink-input-volume", _stream_of_module(index), factor)
+        _wait_for_echo()
+        yield
+    finally:
+        _pactl("unload-module", index)
+
+
+def _wait_for_echo(timeout: float = 5.0) -> None:
+    """Beep on the speaker until the microphone hears it: a new loopback takes a while to run."""
+    from custom_components.realtime_voice.audio.libpulse import (  # noqa: PLC0415 - tests only
+        Direction,
+        PulseStream,
+    )
+
+    beep = tone(1000.0, 0.02).tobytes()
+    speaker = PulseStream(Direction.PLAYBACK, device=SPEAKER, latency_ms=20)
+    mic = PulseStream(Direction.RECORD, device=MIC, latency_ms=20)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            speaker.write(beep)
+            if rms(np.frombuffer(mic.read(len(beep)), dtype=np.int16)) > ECHO_HEARD_RMS:
+                return
+        msg = f"the echo path did not carry sound within {timeout} s"
+        raise RuntimeError(msg)
+    finally:
+        speaker.close()
+        mic.close()
+
+
+def _stream_of_module(module: str) -> str:
+    """Return the index of the sink input a module owns."""
+    listing = _pactl("list", "sink-inputs")
+    for block in listing.split("Sink Input #")[1:]:
+        if f"Owner Module: {module}\n" in block:
+            return block.split("\n", 1)[0].strip()
+    msg = f"module {module} has no sink input"
+    raise RuntimeError(msg)
+
+
+def _pactl(*arguments: str) -> str:
+    """Run pactl and return what it printed."""
+    return subprocess.run(["pactl", *arguments], capture_output=True, text=True, check=True).stdout
 
 
 def _keepalive_clients() -> set[str]:

@@ -1,8 +1,9 @@
 """AudioLink: the box's microphone and speaker for one conversation, opened the Home Assistant way.
 
 The audio engine (`audio/`) knows nothing of Home Assistant; this module picks the backend the
-user chose, opens and closes devices in the executor, and runs the speaker as a task of Home
-Assistant, so that nothing blocks the event loop.
+user chose, opens and closes devices in the executor, runs the speaker as a task of Home
+Assistant, so that nothing blocks the event loop, and settles the duplex mode: echo cancellation
+falls back to half duplex, with a repair issue, when it cannot run here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from aiortc import MediaStreamTrack
@@ -27,8 +28,16 @@ from .audio import (
     auto_backend,
     create_backend,
 )
+from .audio.echo import (
+    EchoCancellationUnavailableError,
+    EchoReference,
+    MicrophoneProcessor,
+    ProcessingOptions,
+    check_library,
+)
 from .audio.tracks import MicrophoneTrack, SpeakerSink
 from .const import AudioBackendChoice, Duplex
+from .translated_errors import note_echo_cancellation
 
 if TYPE_CHECKING:
     from .settings import SessionSettings
@@ -47,13 +56,41 @@ class AudioSettings:
     input_device: str | None
     output_device: str | None
     duplex: Duplex
+    noise_suppression: bool = True
+    high_pass_filter: bool = True
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> AudioSettings:
         """Take the audio part of a box's settings."""
         return cls(
-            settings.audio_backend, settings.input_device, settings.output_device, settings.duplex
+            settings.audio_backend,
+            settings.input_device,
+            settings.output_device,
+            settings.duplex,
+            settings.noise_suppression,
+            settings.high_pass_filter,
         )
+
+    @property
+    def processing(self) -> ProcessingOptions:
+        """Return what the microphone's audio should go through."""
+        return ProcessingOptions(
+            self.duplex is Duplex.ECHO_CANCELLATION, self.noise_suppression, self.high_pass_filter
+        )
+
+
+def _available_processing(wanted: ProcessingOptions) -> tuple[ProcessingOptions, str | None]:
+    """Return the processing this system can run, and why echo cancellation cannot; blocking."""
+    if not wanted.any:
+        return wanted, None
+    try:
+        check_library()
+    except EchoCancellationUnavailableError as err:
+        nothing = ProcessingOptions(
+            echo_cancellation=False, noise_suppression=False, high_pass_filter=False
+        )
+        return nothing, str(err)
+    return wanted, None
 
 
 def _load_backend(choice: AudioBackendChoice) -> AudioBackend:
@@ -77,6 +114,8 @@ class AudioLink:
         start_task: TaskStarter,
     ) -> None:
         """Hold open devices; use async_open()."""
+        self.mode = gate.mode
+        """The duplex mode in force: echo cancellation may have fallen back to half duplex."""
         self.hass = hass
         self._start_task = start_task
         self.backend = backend
@@ -94,22 +133,38 @@ class AudioLink:
         on_device_lost: DeviceLostHandler,
         start_task: TaskStarter,
     ) -> AudioLink:
-        """Open the microphone and the speaker; release both if either fails."""
+        """Open the speaker and the microphone; release both if either fails."""
         backend = await hass.async_add_executor_job(_load_backend, settings.backend)
-        gate = EchoGate(DuplexMode.FULL if settings.duplex is Duplex.FULL else DuplexMode.HALF)
-        microphone: MicrophoneTrack | None = None
+        options, unavailable = await hass.async_add_executor_job(
+            _available_processing, settings.processing
+        )
+        reference = EchoReference() if options.echo_cancellation else None
+        speaker: SpeakerSink | None = None
         try:
-            microphone = await MicrophoneTrack.open(
-                backend, settings.input_device, gate=gate, on_device_lost=on_device_lost
-            )
             speaker = await SpeakerSink.open(
-                backend, settings.output_device, on_device_lost=on_device_lost
+                backend,
+                settings.output_device,
+                echo_reference=reference,
+                on_device_lost=on_device_lost,
+            )
+            if options.echo_cancellation and speaker.latency is None:
+                unavailable = "the speaker does not report its latency"
+                options = replace(options, echo_cancellation=False)
+            gate = EchoGate(_mode(settings.duplex, options))
+            microphone = await MicrophoneTrack.open(
+                backend,
+                settings.input_device,
+                gate=gate,
+                processor=MicrophoneProcessor(options, reference) if options.any else None,
+                on_device_lost=on_device_lost,
             )
         except BaseException:
-            if microphone is not None:
-                await microphone.aclose()
+            if speaker is not None:
+                await speaker.aclose()
             await hass.async_add_executor_job(backend.close)
             raise
+        if settings.duplex is Duplex.ECHO_CANCELLATION:
+            note_echo_cancellation(hass, unavailable)
         return cls(
             hass,
             backend,
@@ -153,12 +208,24 @@ class AudioLink:
             await self.hass.async_add_executor_job(self.backend.close)
 
     def diagnostics(self) -> dict[str, Any]:
-        """Return the counters of both devices."""
+        """Return the counters of both devices and of the microphone's processing."""
+        processor = self.microphone.processor
         return {
             "backend": self.backend.name,
+            "mode": self.mode,
             "microphone": asdict(self.microphone.stats),
             "speaker": asdict(self.speaker.stats),
+            "processing": asdict(processor.stats) if processor is not None else None,
         }
+
+
+def _mode(duplex: Duplex, options: ProcessingOptions) -> DuplexMode:
+    """Return the gate's mode: echo cancellation only where it runs, else half duplex."""
+    if duplex is Duplex.FULL:
+        return DuplexMode.FULL
+    if duplex is Duplex.ECHO_CANCELLATION and options.echo_cancellation:
+        return DuplexMode.ECHO_CANCELLATION
+    return DuplexMode.HALF
 
 
 async def async_list_devices(

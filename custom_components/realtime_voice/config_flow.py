@@ -48,12 +48,15 @@ from .const import (
     CONF_CONTEXT_LIMIT,
     CONF_DUPLEX,
     CONF_GREETING,
+    CONF_HIGH_PASS_FILTER,
     CONF_IDLE_TIMEOUT,
     CONF_INPUT_DEVICE,
     CONF_INSTRUCTIONS,
     CONF_MAX_DURATION,
     CONF_MAX_TOOL_CALLS,
     CONF_MODEL,
+    CONF_NOISE_REDUCTION,
+    CONF_NOISE_SUPPRESSION,
     CONF_OUTPUT_DEVICE,
     CONF_PRICES,
     CONF_REASONING_EFFORT,
@@ -73,6 +76,7 @@ from .const import (
     DEFAULT_MAX_DURATION,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MODEL,
+    DEFAULT_NOISE_REDUCTION,
     DEFAULT_RETENTION_RATIO,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TRANSCRIPTION_MODEL,
@@ -80,6 +84,7 @@ from .const import (
     DOMAIN,
     LOGGER,
     MAX_MAX_DURATION,
+    NOISE_REDUCTIONS,
     AudioBackendChoice,
     Duplex,
 )
@@ -324,7 +329,7 @@ def _default_options(persona: dict[str, Any]) -> dict[str, Any]:
     return {
         CONF_IDLE_TIMEOUT: DEFAULT_IDLE_TIMEOUT,
         CONF_MAX_DURATION: DEFAULT_MAX_DURATION,
-        CONF_DUPLEX: Duplex.HALF,
+        CONF_DUPLEX: Duplex.ECHO_CANCELLATION,
         CONF_TURN_DETECTION: "server_vad",
         CONF_TRANSCRIPTION_MODEL: DEFAULT_TRANSCRIPTION_MODEL,
         CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
@@ -383,8 +388,13 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
                 probatio.Required(CONF_MAX_DURATION, default=DEFAULT_MAX_DURATION): _number(
                     1, MAX_MAX_DURATION, 1, "min"
                 ),
-                probatio.Required(CONF_DUPLEX, default=Duplex.HALF): _select(
+                probatio.Required(CONF_DUPLEX, default=Duplex.ECHO_CANCELLATION): _select(
                     [choice.value for choice in Duplex], CONF_DUPLEX
+                ),
+                probatio.Required(CONF_NOISE_SUPPRESSION, default=True): BooleanSelector(),
+                probatio.Required(CONF_HIGH_PASS_FILTER, default=True): BooleanSelector(),
+                probatio.Required(CONF_NOISE_REDUCTION, default=DEFAULT_NOISE_REDUCTION): _select(
+                    NOISE_REDUCTIONS, CONF_NOISE_REDUCTION
                 ),
                 probatio.Required(CONF_TURN_DETECTION, default="server_vad"): _select(
                     ["server_vad", "semantic_vad"], CONF_TURN_DETECTION

@@ -34,6 +34,9 @@ CONF_GREETING: Final = "greeting"
 CONF_IDLE_TIMEOUT: Final = "idle_timeout"
 CONF_MAX_DURATION: Final = "max_duration"
 CONF_DUPLEX: Final = "duplex"
+CONF_NOISE_SUPPRESSION: Final = "noise_suppression"  # on the box, before sending
+CONF_HIGH_PASS_FILTER: Final = "high_pass_filter"  # noqa: S105 - a filter, not a password
+CONF_NOISE_REDUCTION: Final = "noise_reduction"  # at OpenAI: near_field, far_field or off
 CONF_TURN_DETECTION: Final = "turn_detection"
 CONF_VAD_EAGERNESS: Final = "vad_eagerness"
 CONF_TRANSCRIPTION_MODEL: Final = "transcription_model"
@@ -74,10 +77,15 @@ class AudioBackendChoice(StrEnum):
 
 
 class Duplex(StrEnum):
-    """Whether the microphone stays open while the assistant speaks."""
+    """Whether the microphone stays open while the assistant speaks, and how."""
 
+    ECHO_CANCELLATION = "echo_cancellation"
     HALF = "half"
     FULL = "full"
+
+
+DEFAULT_NOISE_REDUCTION: Final = "far_field"  # an open box, not a headset
+NOISE_REDUCTIONS: Final = ("far_field", "near_field", "off")
 
 
 class EndReason(StrEnum):

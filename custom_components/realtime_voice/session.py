@@ -248,6 +248,7 @@ class VoiceSession:
             turn_detection=settings.turn_detection,
             transcription_model=settings.transcription_model,
             transcription_language=settings.transcription_language,
+            noise_reduction=settings.noise_reduction,
             tools=prepared.specs,
             reasoning_effort=settings.reasoning_effort,
             truncation=settings.truncation,
@@ -402,11 +403,18 @@ class VoiceSession:
             handler(self, event)
 
     def _on_speech_started(self, _event: SpeechStarted) -> None:
-        if self._state.activity is Activity.ASSISTANT_SPEAKING and self._audio is not None:
-            self._audio.flush()  # barge-in: be quiet now, before the server says so
+        if self._state.activity is Activity.ASSISTANT_SPEAKING:
+            self._barge_in()
         self._tools.new_turn()
         self._set_activity(Activity.USER_SPEAKING)
         self._touch()
+
+    def _barge_in(self) -> None:
+        """Let the user talk over the assistant: silence the speaker now, then stop the reply."""
+        if self._audio is not None:
+            self._audio.flush()
+        if self._connection is not None and not self._connection.is_closed:
+            self._connection.interrupt()
 
     def _on_speech_stopped(self, _event: SpeechStopped) -> None:
         self._set_activity(Activity.THINKING)
@@ -434,7 +442,9 @@ class VoiceSession:
             self._audio.assistant_speaking(speaking=False)
         if not self._connection_busy():
             self._quiet.set()
-        self._set_activity(Activity.LISTENING)
+        if self._state.activity is Activity.ASSISTANT_SPEAKING:
+            # Not over user_speaking: a barge-in's cleared comes after speech_started.
+            self._set_activity(Activity.LISTENING)
         self._touch()
 
     def _on_response_done(self, event: ResponseDone) -> None:

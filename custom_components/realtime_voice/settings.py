@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
 from homeassistant.helpers import llm
@@ -22,12 +22,15 @@ from .const import (
     CONF_CONTEXT_LIMIT,
     CONF_DUPLEX,
     CONF_GREETING,
+    CONF_HIGH_PASS_FILTER,
     CONF_IDLE_TIMEOUT,
     CONF_INPUT_DEVICE,
     CONF_INSTRUCTIONS,
     CONF_MAX_DURATION,
     CONF_MAX_TOOL_CALLS,
     CONF_MODEL,
+    CONF_NOISE_REDUCTION,
+    CONF_NOISE_SUPPRESSION,
     CONF_OUTPUT_DEVICE,
     CONF_PRICES,
     CONF_REASONING_EFFORT,
@@ -47,6 +50,7 @@ from .const import (
     DEFAULT_MAX_DURATION,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MODEL,
+    DEFAULT_NOISE_REDUCTION,
     DEFAULT_RETENTION_RATIO,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TRANSCRIPTION_MODEL,
@@ -84,6 +88,11 @@ class SessionSettings:
     max_duration: float
     """Minutes after which a conversation ends, whatever happens."""
     duplex: Duplex
+    noise_suppression: bool
+    """On the box, before sending (WebRTC's noise suppressor)."""
+    high_pass_filter: bool
+    noise_reduction: Literal["near_field", "far_field"] | None
+    """At OpenAI, before its VAD and the model."""
     turn_detection: TurnDetection
     transcription_model: str | None
     transcription_language: str | None
@@ -116,7 +125,10 @@ class SessionSettings:
             max_duration=min(
                 float(options.get(CONF_MAX_DURATION, DEFAULT_MAX_DURATION)), MAX_MAX_DURATION
             ),
-            duplex=Duplex(options.get(CONF_DUPLEX, Duplex.HALF)),
+            duplex=Duplex(options.get(CONF_DUPLEX, Duplex.ECHO_CANCELLATION)),
+            noise_suppression=bool(options.get(CONF_NOISE_SUPPRESSION, True)),
+            high_pass_filter=bool(options.get(CONF_HIGH_PASS_FILTER, True)),
+            noise_reduction=_noise_reduction(options),
             turn_detection=_turn_detection(options),
             transcription_model=transcription_model or None,
             transcription_language=options.get(CONF_TRANSCRIPTION_LANGUAGE) or None,
@@ -179,6 +191,11 @@ def _turn_detection(options: Mapping[str, Any]) -> TurnDetection:
     if options.get(CONF_TURN_DETECTION) == "semantic_vad":
         return TurnDetection(type="semantic_vad", eagerness=options.get(CONF_VAD_EAGERNESS, "auto"))
     return TurnDetection()
+
+
+def _noise_reduction(options: Mapping[str, Any]) -> Literal["near_field", "far_field"] | None:
+    value = options.get(CONF_NOISE_REDUCTION, DEFAULT_NOISE_REDUCTION)
+    return "near_field" if value == "near_field" else "far_field" if value != "off" else None
 
 
 def _device(value: str | None) -> str | None:

@@ -24,6 +24,7 @@ from .realtime.errors import (
 ISSUE_QUOTA: Final = "quota_exceeded"
 ISSUE_AUDIO_LIBRARY: Final = "audio_library_missing"
 ISSUE_AUDIO_DEVICE: Final = "audio_device_unavailable"
+ISSUE_ECHO_CANCELLATION: Final = "echo_cancellation_unavailable"
 
 
 # Most specific first: (error type, translation key, repair issue to raise or None).
@@ -65,6 +66,22 @@ def translate_error(
         translation_domain=DOMAIN,
         translation_key=key,
         translation_placeholders={"message": str(err)},
+    )
+
+
+def note_echo_cancellation(hass: HomeAssistant, unavailable: str | None) -> None:
+    """Say why echo cancellation fell back to half duplex, or withdraw that once it runs."""
+    if unavailable is None:
+        ir.async_delete_issue(hass, DOMAIN, ISSUE_ECHO_CANCELLATION)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        ISSUE_ECHO_CANCELLATION,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_ECHO_CANCELLATION,
+        translation_placeholders={"message": unavailable},
     )
 
 

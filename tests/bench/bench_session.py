@@ -11,8 +11,12 @@ Phases, all in full duplex so that the echo gate never mutes the microphone:
 2. latency: clicks into the microphone and from the simulator, both ways at once.
 3. barge-in: the user speaks over a reply (server VAD) until the speaker is silent.
 4. tools: the model turns a light on and off (input_boolean behind a template light).
-5. cycles: start/end conversations (connect time) and resources before and after.
-6. cost: estimated USD per minute of conversation, computed over the simulator's usage model
+5. echo: the speaker's echo in the microphone (tests.virtual_audio.acoustic_echo) at -6 and
+   -20 dB, with espeak-ng speech: echo energy at the wire without and with echo cancellation
+   (ERLE), false barge-ins from the echo alone, true barge-ins over it, the canceller's CPU.
+   This phase runs its own conversations (echo cancellation, or full duplex to compare).
+6. cycles: start/end conversations (connect time) and resources before and after.
+7. cost: estimated USD per minute of conversation, computed over the simulator's usage model
    (tests/bench/cost.py; no audio, independent of the machine).
 
 Environment (scripts/bench sets it from its options): RV_BENCH_QUICK=1 (fewer repetitions),
@@ -26,6 +30,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import contextlib
 import cProfile
+import dataclasses
 from dataclasses import dataclass
 import gc
 import json
@@ -62,9 +67,20 @@ from custom_components.realtime_voice.const import (
     CONF_TOOL_TIMEOUT,
     DOMAIN,
     EVENT_SESSION_STARTED,
+    Duplex,
 )
 from tests.audio_helpers import MonitorClock, audio_frame
-from tests.virtual_audio import MIC, MIC_FEED, SPEAKER, SPEAKER_MONITOR, tone, write_wav
+from tests.virtual_audio import (
+    ECHO_LEVELS_DB,
+    MIC,
+    MIC_FEED,
+    SPEAKER,
+    SPEAKER_MONITOR,
+    acoustic_echo,
+    speech_wav,
+    tone,
+    write_wav,
+)
 
 from .cost import LONGER, estimates
 from .report import Metric, distribution, write
@@ -74,7 +90,9 @@ pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "soc
 QUICK = os.environ.get("RV_BENCH_QUICK") == "1"
 BACKEND = os.environ.get("RV_BENCH_BACKEND", "pulse")
 OUTPUT = Path(os.environ.get("RV_BENCH_OUTPUT", "bench-results.json"))
-PHASES = os.environ.get("RV_BENCH_PHASES", "duplex,latency,barge_in,tools,cycles,cost").split(",")
+PHASES = os.environ.get(
+    "RV_BENCH_PHASES", "duplex,latency,barge_in,tools,echo,cycles,cost"
+).split(",")
 
 CPU_SECONDS = 5.0 if QUICK else 15.0
 LAG_SECONDS = 5.0 if QUICK else 15.0
@@ -82,6 +100,9 @@ CLICKS = 10 if QUICK else 30
 BARGE_INS = 5 if QUICK else 15
 TOOL_CALLS = 10 if QUICK else 30
 CYCLES = 20 if QUICK else 50
+ECHO_REPLIES_WITHOUT = 3 if QUICK else 10
+ECHO_REPLIES_WITH = 5 if QUICK else 20
+ECHO_BARGE_INS = 5 if QUICK else 20
 WARM_CYCLES = 5
 
 PERIOD = 0.5
@@ -102,9 +123,17 @@ TARGETS = {
     "cpu_ratio": 3.0,
     "loop_lag_ms": 5.0,
     "rss_growth_mb": 2.0,
+    "erle_db": 25.0,
+    "true_barge_ins": 0.95,
 }
 USD_PER_MINUTE = {"gpt-realtime-2.1": 0.10, "gpt-realtime-2.1-mini": 0.03}
 """The upper end of the research notes' estimates (s2-anchors-refresh §2.1)."""
+ECHO_REPLY = "Sure. The kitchen light is on, and the living room is warm and quiet tonight."
+USER_OVER_REPLY = "Stop, please. What time is it?"
+ECHO_SKIP_SECONDS = 0.3
+"""The start of each reply left out of the echo energy: the residual guard mutes it."""
+ERLE_CAP_DB = 90.0
+"""Cancelled to digital silence reads as this (a ratio to zero has no value)."""
 
 
 @pytest.fixture(autouse=True)
@@ -253,9 +282,9 @@ def first_after(rows: list[list[Any]], kind: str, since: float = 0.0) -> list[fl
 async def duplex_phase(bench: Bench) -> None:
     """CPU of the Home Assistant process with audio both ways, then loop lag, then the floor."""
     seconds = CPU_SECONDS + LAG_SECONDS + STREAM_SETTLE + 1
-    # Quiet enough (RMS ~280) that the simulator's VAD (RMS 500) does not take it for speech.
+    # Quiet enough (RMS ~75, -53 dBFS) that the simulator's VAD (-45 dBFS) takes it for no one.
     rng = np.random.default_rng(1)
-    mic = tone(300.0, seconds, amplitude=0.012) + rng.normal(0, 40, int(48000 * seconds)).astype(
+    mic = tone(300.0, seconds, amplitude=0.003) + rng.normal(0, 20, int(48000 * seconds)).astype(
         np.int16
     )
     wav = write_wav(bench.workdir / "mic.wav", mic)
@@ -543,6 +572,184 @@ async def tool_phase(bench: Bench) -> None:
 _OUTPUT = "conversation.item.create:function_call_output"
 
 
+async def echo_phase(bench: Bench) -> None:
+    """Echo at each level: ERLE at the wire, false and true barge-ins, the canceller's CPU."""
+    await bench.sim("voice", kind="speech")
+    wav = speech_wav(bench.workdir / "user.wav", USER_OVER_REPLY)
+    cpu: list[float] = []
+    try:
+        for gain_db in ECHO_LEVELS_DB:
+            with acoustic_echo(gain_db):
+                without = await _echo_energies(bench, Duplex.FULL, ECHO_REPLIES_WITHOUT)
+                with_aec = await _echo_energies(bench, Duplex.ECHO_CANCELLATION, ECHO_REPLIES_WITH)
+                barge_ins = await _barge_ins_over_echo(bench, wav)
+            cpu.append(with_aec.cpu_per_audio_second)
+            _echo_metrics(bench, gain_db, without, with_aec, barge_ins)
+    finally:
+        await bench.sim("voice", kind="tone")
+    rng = np.random.default_rng(2)
+    floor = codec_floor(rng.normal(0, 3000, 48000 * 5).astype(np.int16), tone(660.0, 5.0, 0.3))
+    per_second = statistics.median(cpu)
+    bench.metrics.append(
+        Metric(
+            "canceller_cpu_ratio_to_opus",
+            "x",
+            "reported",
+            None if not cpu else True,
+            value=per_second / floor,
+            detail={"cpu_s_per_audio_s": round(per_second, 5), "opus_s_per_s": round(floor, 5)},
+        )
+    )
+
+
+@dataclass
+class _EchoRun:
+    """What one conversation of replies over the echo gave."""
+
+    energies: list[float]
+    """Mean square of what the simulator received while each reply played."""
+    false_barge_ins: int
+    cpu_per_audio_second: float
+    processing: dict[str, Any]
+
+
+async def _conversation(bench: Bench, duplex: Duplex) -> float:
+    """Start a conversation in a duplex mode; return when."""
+    session = bench.session
+    session.apply_settings(dataclasses.replace(session.settings, duplex=duplex))
+    since = time.monotonic()
+    await bench.action("start_conversation")
+    await asyncio.sleep(STREAM_SETTLE)
+    return since
+
+
+async def _echo_energies(bench: Bench, duplex: Duplex, replies: int) -> _EchoRun:
+    """Have the assistant answer `replies` times; measure what reached the wire meanwhile.
+
+    Without cancellation (full duplex) the simulator's VAD is off, or the echo would cut every
+    reply short; with it, the VAD runs and every speech_started is a false barge-in.
+    """
+    since = await _conversation(bench, duplex)
+    if duplex is Duplex.FULL:
+        await bench.sim("vad", on=False)
+    await bench.sim("script", turns=[["reply", ECHO_REPLY]] * replies)
+    ended = "output_audio_buffer.stopped|output_audio_buffer.cleared"
+    for index in range(replies):
+        await bench.action("send_text", text="How is the house?")
+        await bench.sim("wait", side="server", event=ended, count=index + 1, timeout=30)
+    processing = bench.session.audio_diagnostics()["processing"] or {}
+    await bench.action("end_conversation")
+    call = (await bench.sim("record", since=since))["calls"][-1]
+    starts = first_after(call["server"], "output_audio_buffer.started")
+    stops = first_after(call["server"], "output_audio_buffer.stopped") + first_after(
+        call["server"], "output_audio_buffer.cleared"
+    )
+    energies = []
+    for start in starts:
+        end = min(at for at in stops if at > start)
+        levels = [rms for at, rms in call["frames"] if start + ECHO_SKIP_SECONDS <= at < end]
+        energies.append(float(np.mean(np.square(levels))) if levels else 0.0)
+    seconds = 0.02 * processing.get("frames", 0)
+    return _EchoRun(
+        energies,
+        len(first_after(call["server"], "input_audio_buffer.speech_started")),
+        processing.get("cpu_seconds", 0.0) / seconds if seconds else 0.0,
+        processing,
+    )
+
+
+async def _barge_ins_over_echo(bench: Bench, wav: Path) -> list[float | None]:
+    """Talk over long replies; return speech_started -> speaker silent for each try.
+
+    None where the simulator did not hear the user start.
+    """
+    since = await _conversation(bench, Duplex.ECHO_CANCELLATION)
+    talked: list[float] = []
+    with MonitorClock(SPEAKER_MONITOR) as speaker_ref:
+        for _ in range(ECHO_BARGE_INS):
+            await bench.sim("script", turns=[["reply", ECHO_REPLY * 3], ["reply", "Okay."]])
+            replies = await bench.sim("count", side="server", event="output_audio_buffer.started")
+            await bench.action("send_text", text="Tell me about the house.")
+            await bench.sim(
+                "wait",
+                side="server",
+                event="output_audio_buffer.started",
+                count=replies["count"] + 1,
+                timeout=30,
+            )
+            await asyncio.sleep(1.0)  # well into the reply
+            talked.append(time.monotonic())
+            await (await play_into_mic(wav)).wait()
+            await asyncio.sleep(2.5)  # the user's turn ends, "Okay." is said
+            await bench.sim("reset")
+    await bench.action("end_conversation")
+    call = (await bench.sim("record", since=since))["calls"][-1]
+    speech = first_after(call["server"], "input_audio_buffer.speech_started")
+    speaker_loud = speaker_ref.loud_times(LOUD)
+    delays: list[float | None] = []
+    for at in talked:
+        start = next((s for s in speech if at <= s < at + 2.0), None)
+        if start is None:
+            delays.append(None)
+            continue
+        audible = [t for t in speaker_loud if start - 0.1 <= t <= start + 0.6]
+        delays.append(1000 * max(0.0, max(audible, default=start) - start))
+    return delays
+
+
+def _echo_metrics(
+    bench: Bench,
+    gain_db: float,
+    without: _EchoRun,
+    with_aec: _EchoRun,
+    barge_ins: list[float | None],
+) -> None:
+    """Add the rows of one echo level."""
+    level = f"{-gain_db:g}dB"
+    reference = statistics.median(without.energies)
+    erle = [
+        min(ERLE_CAP_DB, float(10 * np.log10(reference / energy))) if energy > 0 else ERLE_CAP_DB
+        for energy in with_aec.energies
+    ]
+    metric = distribution(f"erle_{level}", erle, limit=TARGETS["erle_db"], unit="dB")
+    metric.target = f"median ≥ {TARGETS['erle_db']:g}"
+    metric.met = statistics.median(erle) >= TARGETS["erle_db"] if erle else None
+    metric.detail = {
+        "echo_rms_without": round(float(np.sqrt(reference)), 1),
+        "echo_rms_with_median": round(float(np.sqrt(statistics.median(with_aec.energies))), 2),
+        "false_barge_ins_without": without.false_barge_ins,
+        "replies_without": len(without.energies),
+        "erle_by_reply": [round(value, 1) for value in erle],
+        "processing": with_aec.processing,
+    }
+    bench.metrics.append(metric)
+    bench.metrics.append(
+        Metric(
+            f"false_barge_ins_{level}",
+            "n",
+            f"0 in {len(with_aec.energies)}",
+            with_aec.false_barge_ins == 0,
+            value=with_aec.false_barge_ins,
+            n=len(with_aec.energies),
+        )
+    )
+    detected = [delay for delay in barge_ins if delay is not None]
+    share = len(detected) / len(barge_ins) if barge_ins else 0.0
+    bench.metrics.append(
+        Metric(
+            f"true_barge_ins_{level}",
+            "share",
+            f"≥ {TARGETS['true_barge_ins']:g}",
+            share >= TARGETS["true_barge_ins"],
+            value=share,
+            n=len(barge_ins),
+        )
+    )
+    bench.metrics.append(
+        distribution(f"barge_in_over_echo_ms_{level}", detected, limit=TARGETS["barge_in_ms"])
+    )
+
+
 async def cycles_phase(bench: Bench) -> None:
     """Start and end conversations: connect time, and resources before and after."""
     started: list[float] = []
@@ -740,6 +947,7 @@ async def test_bench(hass: HomeAssistant, tmp_path: Path) -> None:
         await _phase(bench, "barge_in", barge_in_phase)
         await _phase(bench, "tools", tool_phase)
         await bench.action("end_conversation")
+        await _phase(bench, "echo", echo_phase)
         await _phase(bench, "cycles", cycles_phase)
         await _phase(bench, "cost", cost_phase)
         assert await hass.config_entries.async_unload(entry.entry_id)

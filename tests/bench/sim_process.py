@@ -141,14 +141,28 @@ class Driver:
             ],
         }
 
+    async def op_count(self, side: str, event: str) -> dict[str, Any]:
+        """Return how many events of a kind the latest call has (server or client side)."""
+        events = self.call.server_events if side == "server" else self.call.client_events
+        return {"count": sum(1 for _, sent_event in events if _summary(sent_event) == event)}
+
+    async def op_voice(self, kind: str) -> dict[str, Any]:
+        """Speak with espeak-ng ("speech") or in tones ("tone") from now on."""
+        self.simulator._voice.kind = kind  # type: ignore[assignment]
+        return {}
+
     async def op_wait(
         self, side: str, event: str, count: int, timeout: float = 10.0
     ) -> dict[str, Any]:
-        """Wait until the latest call has `count` events of a kind (server or client side)."""
+        """Wait until the latest call has `count` events of a kind (server or client side).
+
+        `event` may name several kinds, separated by "|": they count together.
+        """
+        kinds = set(event.split("|"))
         async with asyncio.timeout(timeout):
             while True:
                 events = self.call.server_events if side == "server" else self.call.client_events
-                times = [at for at, sent_event in events if _summary(sent_event) == event]
+                times = [at for at, sent_event in events if _summary(sent_event) in kinds]
                 if len(times) >= count:
                     return {"at": times[count - 1]}
                 await asyncio.sleep(0.005)

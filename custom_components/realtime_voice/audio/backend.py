@@ -118,6 +118,16 @@ class DeviceStream(Protocol):
         """Return the format the device was actually opened with."""
         ...
 
+    @property
+    def latency(self) -> float | None:
+        """Return the device's latency as it last reported it, in seconds; None if unknown.
+
+        Updated by the device thread just before each block it hands over: for playback, how
+        long until the block pull returns now is heard; for recording, how long ago the first
+        sample of the block given to on_block was recorded.
+        """
+        ...
+
     def close(self) -> None:
         """Stop the stream and release the device; safe to call more than once."""
         ...

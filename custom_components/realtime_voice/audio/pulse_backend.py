@@ -154,6 +154,8 @@ class _PulseThreadStream:
         self._stopping = threading.Event()
         self._block_frames = int(audio_format.rate * BLOCK_SECONDS)
         self._thread = threading.Thread(target=self._run, name=self._thread_name(), daemon=True)
+        self.latency: float | None = self._server_latency()
+        """See DeviceStream.latency; the device thread updates it."""
 
     @property
     def format(self) -> AudioFormat:
@@ -204,6 +206,17 @@ class _PulseThreadStream:
         """Move one block."""
         raise NotImplementedError
 
+    def _server_latency(self) -> float | None:
+        """Return the server's latency of this stream in seconds, None if it cannot tell.
+
+        For playback, how long until a sample written now is heard; for recording, how long
+        ago the newest sample not yet read was recorded. libpulse interpolates it locally.
+        """
+        try:
+            return self._pulse.latency_us() / 1_000_000
+        except PulseError:
+            return None
+
     def _thread_name(self) -> str:
         return f"realtime_voice pulse {type(self).__name__.lower()}"
 
@@ -226,7 +239,10 @@ class _PulseInput(_PulseThreadStream):
     @override
     def _step(self) -> None:
         """Read one block."""
-        self._on_block(self._pulse.read(self._block_bytes))
+        data = self._pulse.read(self._block_bytes)
+        if (server := self._server_latency()) is not None:
+            self.latency = server + BLOCK_SECONDS  # the block's first sample, not its last
+        self._on_block(data)
 
 
 class _PulseOutput(_PulseThreadStream):
@@ -255,4 +271,5 @@ class _PulseOutput(_PulseThreadStream):
         if self._flush.is_set():
             self._flush.clear()
             self._pulse.flush()
+        self.latency = self._server_latency()
         self._pulse.write(self._pull(self._block_frames))

@@ -14,7 +14,7 @@ from contextlib import suppress
 import threading
 import time
 from types import ModuleType
-from typing import Final, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from .backend import (
     DEVICE_START_TIMEOUT_SECONDS,
@@ -37,6 +37,8 @@ from .backend import (
 
 LATENCY: Final = "low"
 """PortAudio's suggested latency: the device's low-latency setting (40 ms through pulse)."""
+MAX_PLAUSIBLE_LATENCY_SECONDS: Final = 1.0
+"""A latency PortAudio reports beyond this is a broken time stamp, not a device."""
 _WATCH_INTERVAL_SECONDS: Final = 0.1
 _RUNNING_AFTER_CALLBACKS: Final = 25
 """Callbacks before a stream counts as running. Through ALSA's pulse plugin a new stream makes a
@@ -46,6 +48,8 @@ past that start is held to DEVICE_TIMEOUT_SECONDS."""
 
 class _NativeStream(Protocol):
     """The part of a sounddevice stream used here."""
+
+    latency: float
 
     def start(self) -> None: ...
     def close(self, ignore_errors: bool = True) -> None: ...
@@ -106,8 +110,9 @@ class SoundDeviceBackend:
         """Start recording; on_block gets 20 ms blocks in the format the device opened with."""
         stream = _PortAudioStream(device, on_error, on_closed=self._streams.discard)
 
-        def callback(indata: Buffer, _frames: int, _time: object, _status: object) -> None:
+        def callback(indata: Buffer, _frames: int, timing: Any, _status: object) -> None:
             if stream.alive():
+                stream.measure(timing.currentTime - timing.inputBufferAdcTime)
                 on_block(bytes(indata))
 
         return self._start(
@@ -129,8 +134,12 @@ class SoundDeviceBackend:
         """Start playing what pull returns, from PortAudio's callback."""
         stream = _PortAudioStream(device, on_error, on_closed=self._streams.discard)
 
-        def callback(outdata: memoryview, frames: int, _time: object, _status: object) -> None:
-            outdata[:] = pull(frames) if stream.alive() else bytes(len(outdata))
+        def callback(outdata: memoryview, frames: int, timing: Any, _status: object) -> None:
+            if stream.alive():
+                stream.measure(timing.outputBufferDacTime - timing.currentTime)
+                outdata[:] = pull(frames)
+            else:
+                outdata[:] = bytes(len(outdata))
 
         return self._start(
             stream,
@@ -231,6 +240,8 @@ class _PortAudioStream:
         self._native: _NativeStream | None = None
         self._format = AudioFormat()
         self._last_beat: float | None = None
+        self.latency: float | None = None
+        """See DeviceStream.latency: PortAudio's time stamps, or the latency it opened with."""
         self._beats = 0
         self._failed = False
         self._stopping = threading.Event()
@@ -253,6 +264,15 @@ class _PortAudioStream:
 
         return beating
 
+    def measure(self, seconds: float) -> None:
+        """Take the latency from a callback's time stamps, when the host API gives real ones.
+
+        Through ALSA's pulse plugin the stamps may be zero: the stream keeps the latency it
+        opened with then.
+        """
+        if 0.0 < seconds < MAX_PLAUSIBLE_LATENCY_SECONDS:
+            self.latency = seconds
+
     def alive(self) -> bool:
         """Return whether audio should still move (no failure was reported)."""
         return not self._failed
@@ -261,6 +281,8 @@ class _PortAudioStream:
         """Take the opened stream and start watching it."""
         self._native = native
         self._format = audio_format
+        if self.latency is None and 0.0 < native.latency < MAX_PLAUSIBLE_LATENCY_SECONDS:
+            self.latency = native.latency
         self._watchdog.start()
 
     def flush(self) -> None:

@@ -35,6 +35,7 @@ from .pcm_ring import PcmRing
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from .echo import EchoReference, MicrophoneProcessor
     from .gate import EchoGate
 
 _LOGGER = logging.getLogger(__name__)
@@ -149,6 +150,11 @@ class _Reframer:
         del self._pending[: count * size]
         return frames
 
+    @property
+    def pending_seconds(self) -> float:
+        """Return how much audio waits for the next frame: the newest the device gave."""
+        return len(self._pending) / 2 / SAMPLE_RATE
+
     def _resample(self, data: bytes) -> bytes:
         """Convert one block to 48 kHz mono."""
         if self._resampler is None:
@@ -192,10 +198,16 @@ class MicrophoneTrack(_ClosedOnExit, MediaStreamTrack):
     kind = "audio"
 
     def __init__(
-        self, *, gate: EchoGate | None = None, on_device_lost: DeviceLostHandler | None = None
+        self,
+        *,
+        gate: EchoGate | None = None,
+        processor: MicrophoneProcessor | None = None,
+        on_device_lost: DeviceLostHandler | None = None,
     ) -> None:
         super().__init__()
         self.gate = gate
+        self.processor = processor
+        """Echo cancellation and the rest, run on the device thread as frames come."""
         self.error: AudioDeviceError | None = None
         """Why the device stopped, once it has."""
         self._on_device_lost = on_device_lost
@@ -215,10 +227,11 @@ class MicrophoneTrack(_ClosedOnExit, MediaStreamTrack):
         *,
         device_format: AudioFormat = AudioFormat(),  # noqa: B008 - frozen value object
         gate: EchoGate | None = None,
+        processor: MicrophoneProcessor | None = None,
         on_device_lost: DeviceLostHandler | None = None,
     ) -> Self:
         """Open the input device in the executor and return the running track."""
-        track = cls(gate=gate, on_device_lost=on_device_lost)
+        track = cls(gate=gate, processor=processor, on_device_lost=on_device_lost)
         track._stream = await track._event_loop.run_in_executor(
             None, track._open, backend, device, device_format
         )
@@ -265,19 +278,32 @@ class MicrophoneTrack(_ClosedOnExit, MediaStreamTrack):
         """Open the device stream; runs in the executor."""
         # The reframer needs the format the device really opened with, known only once
         # open_input returns; blocks before that (there should be none) are dropped.
-        reframers: list[_Reframer] = []
+        opened: list[tuple[DeviceStream, _Reframer]] = []
 
         def on_block(data: bytes) -> None:
-            for reframer in reframers:
-                for frame in reframer.push(data):
+            for stream, reframer in opened:
+                recorded_at = time.monotonic() - (stream.latency or 0.0)
+                block_end = recorded_at + len(data) / stream.format.bytes_per_second
+                for frame in self._processed(reframer.push(data), block_end, reframer):
                     _call_soon(self._event_loop, self._deliver, frame)
 
         def on_error(err: AudioDeviceError) -> None:
             _call_soon(self._event_loop, self._device_failed, err)
 
         stream = backend.open_input(device, fmt, on_block, on_error)
-        reframers.append(_Reframer(stream.format))
+        opened.append((stream, _Reframer(stream.format)))
         return stream
+
+    def _processed(self, frames: list[bytes], block_end: float, reframer: _Reframer) -> list[bytes]:
+        """Run the processor on new frames (device thread), given when the block ended."""
+        if self.processor is None or not frames:
+            return frames
+        # The frames are the oldest of what was recorded up to block_end; the newest waits.
+        first = block_end - reframer.pending_seconds - len(frames) * FRAME_SECONDS
+        return [
+            self.processor.process(frame, first + index * FRAME_SECONDS)
+            for index, frame in enumerate(frames)
+        ]
 
     async def _next_block(self, due: float) -> bytes | None:
         """Wait for the device's next block until due plus the grace; None if it did not come."""
@@ -337,9 +363,15 @@ class SpeakerSink(_ClosedOnExit):
     flush() on barge-in, and `await aclose()` at the end.
     """
 
-    def __init__(self, *, on_device_lost: DeviceLostHandler | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        echo_reference: EchoReference | None = None,
+        on_device_lost: DeviceLostHandler | None = None,
+    ) -> None:
         self.error: AudioDeviceError | None = None
         """Why the device stopped, once it has."""
+        self._echo_reference = echo_reference
         self._on_device_lost = on_device_lost
         self._event_loop = asyncio.get_running_loop()
         self._listeners: list[PlayoutListener] = []
@@ -365,10 +397,14 @@ class SpeakerSink(_ClosedOnExit):
         device: str | None = None,
         *,
         device_format: AudioFormat = AudioFormat(),  # noqa: B008 - frozen value object
+        echo_reference: EchoReference | None = None,
         on_device_lost: DeviceLostHandler | None = None,
     ) -> Self:
-        """Open the output device in the executor and return the sink, playing silence."""
-        sink = cls(on_device_lost=on_device_lost)
+        """Open the output device in the executor and return the sink, playing silence.
+
+        With an echo reference, every block the device takes is added to it as the far end.
+        """
+        sink = cls(echo_reference=echo_reference, on_device_lost=on_device_lost)
         sink._stream = await sink._event_loop.run_in_executor(
             None, sink._open, backend, device, device_format
         )
@@ -378,6 +414,11 @@ class SpeakerSink(_ClosedOnExit):
     def is_playing(self) -> bool:
         """Return whether audible output is reaching the device."""
         return self._playing
+
+    @property
+    def latency(self) -> float | None:
+        """Return the device's output latency in seconds, None if it cannot tell."""
+        return self._stream.latency if self._stream is not None else None
 
     @property
     def stats(self) -> SpeakerStats:
@@ -509,6 +550,8 @@ class SpeakerSink(_ClosedOnExit):
         self._fed = not missing
         self._pulled_bytes += len(data)
         self._follow_playout(data)
+        if self._echo_reference is not None and (latency := self.latency) is not None:
+            self._echo_reference.played(data, self._format, latency)
         return data
 
     def _follow_playout(self, data: bytes) -> None:

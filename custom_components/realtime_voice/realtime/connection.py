@@ -47,6 +47,7 @@ from .events import (
     ServerEvent,
     SessionConfig,
     SessionUpdated,
+    output_audio_buffer_clear,
     parse_server_event,
     response_cancel,
     response_create,
@@ -221,6 +222,17 @@ class RealtimeConnection:
             return False
         self.send(response_cancel())
         return True
+
+    def interrupt(self) -> None:
+        """Stop the assistant at once: cancel its response and cut the audio still streaming.
+
+        What OpenAI documents for WebRTC (and its Agents SDK does): `response.cancel`, then
+        `output_audio_buffer.clear`; the server truncates the item to what was played. When
+        its own VAD already interrupted the response, the cancel is refused as not active
+        (harmless) and the clear is answered with `output_audio_buffer.cleared` again.
+        """
+        self.cancel_response()
+        self.send(output_audio_buffer_clear())
 
     async def close(self, reason: CloseReason = CloseReason.CLIENT, detail: str = "") -> None:
         """Hang up and release the peer; idempotent and bounded in time."""
