@@ -139,6 +139,7 @@ class RealtimeVoiceSensor(RealtimeVoiceEntity, SensorEntity):
         """Return when the count started again (the conversation tokens only)."""
         return self.entity_description.last_reset_fn(self.session.state)
 
+
 class TranscriptSensor(RealtimeVoiceSensor):
     """The last words of one side; its attributes stay out of the recorder.
 

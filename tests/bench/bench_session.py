@@ -90,9 +90,9 @@ pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "soc
 QUICK = os.environ.get("RV_BENCH_QUICK") == "1"
 BACKEND = os.environ.get("RV_BENCH_BACKEND", "pulse")
 OUTPUT = Path(os.environ.get("RV_BENCH_OUTPUT", "bench-results.json"))
-PHASES = os.environ.get(
-    "RV_BENCH_PHASES", "duplex,latency,barge_in,tools,echo,cycles,cost"
-).split(",")
+PHASES = os.environ.get("RV_BENCH_PHASES", "duplex,latency,barge_in,tools,echo,cycles,cost").split(
+    ","
+)
 
 CPU_SECONDS = 5.0 if QUICK else 15.0
 LAG_SECONDS = 5.0 if QUICK else 15.0

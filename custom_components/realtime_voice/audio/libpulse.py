@@ -103,6 +103,8 @@ def _declare(simple: ctypes.CDLL, pulse: ctypes.CDLL) -> None:
         function = getattr(simple, name)
         function.restype = ctypes.c_int
         function.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_int))
+    simple.pa_simple_get_latency.restype = ctypes.c_uint64
+    simple.pa_simple_get_latency.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_int))
     simple.pa_simple_free.restype = None
     simple.pa_simple_free.argtypes = (ctypes.c_void_p,)
     pulse.pa_strerror.restype = ctypes.c_char_p
@@ -160,6 +162,16 @@ class PulseStream:
     def flush(self) -> None:
         """Drop everything queued for playback but not yet played."""
         self._check("flush", self._lib.simple.pa_simple_flush)
+
+    def latency_us(self) -> int:
+        """Return the stream's current latency in microseconds (echo cancellation aligns by it)."""
+        error = ctypes.c_int(0)
+        value = int(
+            self._lib.simple.pa_simple_get_latency(self._require_open(), ctypes.byref(error))
+        )
+        if error.value:
+            raise PulseError(self._message("latency", error.value))
+        return value
 
     def close(self) -> None:
         """Free the stream; safe to call more than once."""
