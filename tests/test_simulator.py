@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 import re
-import time
 from typing import Any
 
 import aiohttp

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aioice.ice
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 import pytest
@@ -22,6 +24,38 @@ from tests.simulator import Simulator
 from .common import API_KEY
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
+
+
+CONSENT_NEVER = 1e9
+"""An ICE consent interval (seconds) that never comes within a test."""
+
+
+@pytest.fixture
+def no_ice_consent_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switch off aioice's ICE consent checks, for tests that keep the loop from answering.
+
+    A check goes out every 5 s and waits 0.5 s for its answer; six misses end the call. A
+    simulated clock that jumps a minute expires a pending check at once; a flood that the
+    simulator sends into the loop it shares with the client stalls the loop for seconds on a
+    loaded machine. Neither happens to a box talking to OpenAI; the checks are aioice's.
+    """
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_NEVER)
+
+
+@pytest.fixture
+async def without_asyncio_debug(enable_event_loop_debug: None) -> AsyncIterator[None]:
+    """Switch off asyncio's debug mode, which the Home Assistant harness switches on.
+
+    Debug mode records the stack of every task and callback, with a stat() of each frame's
+    source file; aiortc makes a task for every data channel message. A test that moves
+    thousands of messages or calls spent most of its time there (profiled: the flood, 3/4).
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_debug(False)
+    try:
+        yield
+    finally:
+        loop.set_debug(True)
 
 
 @pytest.fixture
