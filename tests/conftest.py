@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import shlex
 import subprocess
@@ -65,6 +66,22 @@ def virtual_audio_as_is() -> None:
     latency; the bench measures the timing that the integration's own streams set.
     """
     require_virtual_audio()
+
+
+@pytest.fixture
+async def without_asyncio_debug(enable_event_loop_debug: None) -> AsyncIterator[None]:
+    """Switch off asyncio's debug mode, which the Home Assistant harness switches on.
+
+    Debug mode records the stack of every task and callback, with a stat() of each frame's
+    source file; aiortc makes a task for every data channel message. A test that moves
+    thousands of messages or calls spent most of its time there (profiled: the flood, 3/4).
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_debug(False)
+    try:
+        yield
+    finally:
+        loop.set_debug(True)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from custom_components.realtime_voice.const import (
     DOMAIN,
 )
 
+from .error_log import ErrorLog
 from .integration import box_entry
 from .simulator import Simulator
 from .virtual_audio import MIC, SPEAKER
@@ -109,9 +110,10 @@ async def test_an_unreachable_endpoint_is_a_form_error(
 
 
 async def test_an_unexpected_answer_is_a_form_error(
-    hass: HomeAssistant, simulator: Simulator
+    hass: HomeAssistant, simulator: Simulator, error_log: ErrorLog
 ) -> None:
-    """A 404 from somewhere that is not the API: unknown."""
+    """A 404 from somewhere that is not the API: unknown, and logged with its traceback."""
+    error_log.expect("Unexpected answer while checking the API key")
     result = await _user_step(hass, simulator.base_url + "/not-the-api", simulator.api_key)
     assert result["errors"] == {"base": "unknown"}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import os
 from pathlib import Path
+import select
 import subprocess
 import time
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ MIC_FEED = "mic_feed"
 SPEAKER = "speaker"
 SPEAKER_MONITOR = "speaker.monitor"
 KEEPALIVE_CLIENT = "realtime-voice-keepalive"
+RECORDER_START_SECONDS = 10
+"""How long parec may take to deliver its first audio (well under a second when idle)."""
 """The client name of busy_devices()' streams, which open_streams() leaves out."""
 
 
@@ -82,12 +85,19 @@ def recording(device: str = SPEAKER_MONITOR) -> Iterator[list[np.ndarray]]:
         stdout=subprocess.PIPE,
     )
     result: list[np.ndarray] = []
+    first = b""
     try:
+        # parec takes a while to start on a loaded machine: what is played before it records
+        # is lost, so the block starts once its first audio (the sinks are kept awake) is out.
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], RECORDER_START_SECONDS)
+        assert ready, f"parec recorded nothing within {RECORDER_START_SECONDS} s"
+        first = os.read(process.stdout.fileno(), 65536)
         yield result
     finally:
         process.terminate()
         data, _ = process.communicate(timeout=5)
-        result.append(np.frombuffer(data, dtype=np.int16))
+        result.append(np.frombuffer(first + data, dtype=np.int16))
 
 
 def rms(samples: np.ndarray) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,22 +39,6 @@ def no_ice_consent_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded machine. Neither happens to a box talking to OpenAI; the checks are aioice's.
     """
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_NEVER)
-
-
-@pytest.fixture
-async def without_asyncio_debug(enable_event_loop_debug: None) -> AsyncIterator[None]:
-    """Switch off asyncio's debug mode, which the Home Assistant harness switches on.
-
-    Debug mode records the stack of every task and callback, with a stat() of each frame's
-    source file; aiortc makes a task for every data channel message. A test that moves
-    thousands of messages or calls spent most of its time there (profiled: the flood, 3/4).
-    """
-    loop = asyncio.get_running_loop()
-    loop.set_debug(False)
-    try:
-        yield
-    finally:
-        loop.set_debug(True)
 
 
 @pytest.fixture
