@@ -82,6 +82,22 @@ def virtual_audio_as_is() -> None:
 
 
 @pytest.fixture
+async def without_asyncio_debug(enable_event_loop_debug: None) -> AsyncIterator[None]:
+    """Switch off asyncio's debug mode, which the Home Assistant harness switches on.
+
+    Debug mode records the stack of every task and callback, with a stat() of each frame's
+    source file; aiortc makes a task for every data channel message. A test that moves
+    thousands of messages or calls spent most of its time there (profiled: the flood, 3/4).
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_debug(False)
+    try:
+        yield
+    finally:
+        loop.set_debug(True)
+
+
+@pytest.fixture
 def loopback_ice() -> Iterator[None]:
     """Let aioice gather a loopback host candidate (the harness's mock_network hides adapters)."""
     with patch("aioice.ice.get_host_addresses", return_value=["127.0.0.1"]):

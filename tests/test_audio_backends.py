@@ -203,6 +203,14 @@ async def test_echo_gate_follows_the_speaker(
         await SpeakerSink.open(backend) as sink,
         await MicrophoneTrack.open(backend, gate=gate) as mic,
     ):
+
+        async def record() -> None:
+            """Record one frame, unless it is silence for a late device (a loaded machine)."""
+            stalled = mic.stats.stalled_frames
+            frame = await mic.recv()
+            if mic.stats.stalled_frames == stalled:
+                frames.append((sink.is_playing, rms(frame.to_ndarray()), frame.pts))
+
         unsubscribe = sink.add_playout_listener(gate.playout_changed)
         player = asyncio.create_task(sink.play(track))
         await _wait_for_speaker_running(sink)
@@ -212,12 +220,10 @@ async def test_echo_gate_follows_the_speaker(
         )
         async with asyncio.timeout(5):
             while not frames or frames[-1][1] < LOUD_RMS:  # the user is heard
-                frame = await mic.recv()
-                frames.append((sink.is_playing, rms(frame.to_ndarray()), frame.pts))
+                await record()
             track.put_samples(tone(440.0, 0.4))  # the assistant answers over the user
             while len(frames) < 50:
-                frame = await mic.recv()
-                frames.append((sink.is_playing, rms(frame.to_ndarray()), frame.pts))
+                await record()
         await talking
         unsubscribe()
         track.queue.put_nowait(None)
@@ -236,7 +242,9 @@ async def test_echo_gate_follows_the_speaker(
     else:
         assert min(while_playing) > LOUD_RMS
         assert mic.stats.gated_frames == 0
-    assert np.all(np.diff([pts for *_, pts in frames]) == 960)
+    steps = np.diff([pts for *_, pts in frames])
+    assert np.all(steps > 0)
+    assert np.all(steps % 960 == 0)  # whole frames; the stalled ones are left out
 
 
 async def test_microphone_resamples_what_the_device_gives(tmp_path: Path) -> None:

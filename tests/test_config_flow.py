@@ -43,6 +43,7 @@ from custom_components.realtime_voice.const import (
 from custom_components.realtime_voice.pricing import Rates
 from custom_components.realtime_voice.realtime.events import Truncation
 
+from .error_log import ErrorLog
 from .integration import USER_TRANSCRIPT, EventLog, box_entry, running_box, speak_into_mic
 from .simulator import Simulator
 from .simulator.script import DEFAULT_REPLY
@@ -187,9 +188,14 @@ def _nowhere() -> str:
     ],
 )
 async def test_a_key_that_cannot_be_checked_is_a_form_error_and_can_be_fixed(
-    hass: HomeAssistant, simulator: Simulator, mistake: str, error: str
+    hass: HomeAssistant, simulator: Simulator, error_log: ErrorLog, mistake: str, error: str
 ) -> None:
-    """The user step shows the error on the form; the right answers then go on."""
+    """The user step shows the error on the form; the right answers then go on.
+
+    An answer that is not the API's is logged with its traceback: it points at a wrong URL.
+    """
+    if error == "unknown":
+        error_log.expect("Unexpected answer while checking the API key")
     base_url, api_key = {
         "a wrong key": (simulator.base_url, "sk-wrong"),  # the simulator answers 401
         "nothing listening": (_nowhere(), simulator.api_key),

@@ -392,6 +392,7 @@ async def test_ice_that_never_connects_times_out(
     with pytest.raises(ConnectError, match="peer to connect"):
         async with connected(simulator, http, Recorder(), timeouts=Timeouts(connect=1.0)):
             pass
+    # The 1 s bound, not the 10 s default: 4 s of room for the offer and a loaded machine.
     assert time.monotonic() - started < 5
 
 
@@ -471,6 +472,7 @@ async def test_close_is_idempotent_and_bounded(
         call = await simulator.wait_for_call()
         started = time.monotonic()
         await asyncio.gather(connection.close(), connection.close())
+        # Neither waited out a bound (hang-up 2 s, peer close 5 s); a close takes tens of ms.
         assert time.monotonic() - started < 2
     await call.wait_closed()
     assert recorder.closed == [(CloseReason.CLIENT, "")]
@@ -594,6 +596,7 @@ async def test_hang_up_fails_quietly_when_the_server_is_gone(
         await simulator.stop()
         started = time.monotonic()
         await connection.close()
+        # A refused hang-up fails at once; 4 s stays under the peer close bound (5 s).
         assert time.monotonic() - started < 4
     assert connection.is_closed
 

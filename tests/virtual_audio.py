@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import os
 from pathlib import Path
+import select
 import subprocess
 import time
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ KEEPALIVE_CLIENT = "realtime-voice-keepalive"
 ECHO_HEARD_RMS = 100.0
 ECHO_LEVELS_DB = (-6.0, -20.0)
 """The echo levels the tests use: a speaker next to the microphone, and one a hand away."""
+RECORDER_START_SECONDS = 10
+"""How long parec may take to deliver its first audio (well under a second when idle)."""
 """The client name of busy_devices()' streams, which open_streams() leaves out."""
 
 
@@ -86,12 +89,19 @@ def recording(device: str = SPEAKER_MONITOR) -> Iterator[list[np.ndarray]]:
         stdout=subprocess.PIPE,
     )
     result: list[np.ndarray] = []
+    first = b""
     try:
+        # parec takes a while to start on a loaded machine: what is played before it records
+        # is lost, so the block starts once its first audio (the sinks are kept awake) is out.
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], RECORDER_START_SECONDS)
+        assert ready, f"parec recorded nothing within {RECORDER_START_SECONDS} s"
+        first = os.read(process.stdout.fileno(), 65536)
         yield result
     finally:
         process.terminate()
         data, _ = process.communicate(timeout=5)
-        result.append(np.frombuffer(data, dtype=np.int16))
+        result.append(np.frombuffer(first + data, dtype=np.int16))
 
 
 def rms(samples: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aioice.ice
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 import pytest
@@ -22,6 +23,22 @@ from tests.simulator import Simulator
 from .common import API_KEY
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
+
+
+CONSENT_NEVER = 1e9
+"""An ICE consent interval (seconds) that never comes within a test."""
+
+
+@pytest.fixture
+def no_ice_consent_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switch off aioice's ICE consent checks, for tests that keep the loop from answering.
+
+    A check goes out every 5 s and waits 0.5 s for its answer; six misses end the call. A
+    simulated clock that jumps a minute expires a pending check at once; a flood that the
+    simulator sends into the loop it shares with the client stalls the loop for seconds on a
+    loaded machine. Neither happens to a box talking to OpenAI; the checks are aioice's.
+    """
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_NEVER)
 
 
 @pytest.fixture

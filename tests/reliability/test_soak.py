@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 import logging
 from typing import Any
 
-import aioice.ice
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -28,8 +27,6 @@ from .resources import Usage
 SESSIONS = 200
 WARM_UP = 20
 """Sessions run before the first measurement: caches, pools and lazy imports fill up."""
-CONSENT_NEVER = 1e9
-"""aioice's consent interval that never comes within the simulated hour."""
 SOAK_TIMEOUT = 900
 """Seconds each soak may run (pytest-timeout; the suite's default is 120). The 200 conversations
 took 100 s on an idle 2-core machine and over 120 s on a loaded one: room for several times that."""
@@ -57,7 +54,7 @@ async def _forget_calls(simulator: Simulator) -> None:
 
 
 @pytest.mark.timeout(SOAK_TIMEOUT)
-@pytest.mark.usefixtures("quiet_logs")
+@pytest.mark.usefixtures("quiet_logs", "without_asyncio_debug")
 async def test_two_hundred_short_conversations(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
 ) -> None:
@@ -79,16 +76,14 @@ async def test_two_hundred_short_conversations(
 class SimulatedClock:
     """Moves the event loop's clock forward, so timers and sleeps see the time go by.
 
-    ICE consent checks (every 5 s, each given 0.5 s for its answer) are switched off: a jump
-    while one waits expires it at once, and six in a row, likely on a loaded machine, end the
-    call. A clock that jumps a minute cannot exist for real; the checks are aioice's, not ours.
+    Use with no_ice_consent_checks: a jump while a check waits expires it at once, and six in
+    a row (likely on a loaded machine) end the call.
     """
 
     def __init__(self, hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch) -> None:
         self.offset = 0.0
         real: Callable[[], float] = hass.loop.time
         monkeypatch.setattr(hass.loop, "time", lambda: real() + self.offset)
-        monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", CONSENT_NEVER)
 
     async def advance(self, seconds: float) -> None:
         """Jump ahead, then let the loop run what became due."""
@@ -121,7 +116,7 @@ def options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(SOAK_TIMEOUT)
-@pytest.mark.usefixtures("quiet_logs")
+@pytest.mark.usefixtures("quiet_logs", "no_ice_consent_checks", "without_asyncio_debug")
 async def test_a_thirty_minute_conversation(
     hass: HomeAssistant,
     box: MockConfigEntry,
