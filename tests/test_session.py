@@ -165,6 +165,40 @@ async def test_idle_timeout_ends_the_conversation(
     assert (await _ended(hass, ended))["reason"] == "idle"
 
 
+IDLE_SECONDS = 2.0
+"""Short, yet long enough for the speech to begin after the start on a busy machine."""
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_someone_speaking_is_never_idle(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
+) -> None:
+    """A user who talks for longer than the idle timeout is heard out, then answered.
+
+    The idle timer runs out while the user still speaks (and again while the model thinks):
+    it starts again instead of ending the conversation; silence afterwards ends it as idle.
+    """
+    box.runtime_data.session.apply_settings(
+        replace(box.runtime_data.session.settings, idle_timeout=IDLE_SECONDS)
+    )
+    simulator.script(Reply("Noted."))
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    state = StateHistory(hass, STATE)
+    long_sentence = (
+        "please remember that the plants on the balcony need water every morning, "
+        "and that the tomatoes in the kitchen window need water every evening before dinner"
+    )
+    wav = speech_wav(tmp_path / "long.wav", long_sentence)  # about 7 s: over three timeouts
+    await _start(hass)
+    await speak_into_mic(wav)
+    said = await transcripts.wait_for(lambda data: data["role"] == "assistant", timeout=20)
+    assert said["text"] == "Noted."
+    assert ended.events == []  # not ended while the user spoke, nor while the model thought
+    assert "user_speaking" in state.states
+    assert (await _ended(hass, ended))["reason"] == "idle"
+
+
 @pytest.mark.parametrize("backend", ["pulse"])
 async def test_max_duration_ends_the_conversation(
     hass: HomeAssistant, box: MockConfigEntry
