@@ -165,6 +165,45 @@ async def test_idle_timeout_ends_the_conversation(
     assert (await _ended(hass, ended))["reason"] == "idle"
 
 
+IDLE_SECONDS = 5.0
+"""Longer than a new recording takes to deliver its first audio on a busy machine (PulseAudio
+wakes a source in up to 2 s), shorter than what is left of the sentence below by then."""
+
+
+@pytest.mark.parametrize("backend", ["pulse"])
+async def test_someone_speaking_is_never_idle(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
+) -> None:
+    """A user who talks for longer than the idle timeout is heard out, then answered.
+
+    The idle timer runs out while the user still speaks: it starts again instead of ending
+    the conversation; silence after the answer ends it as idle.
+    """
+    box.runtime_data.session.apply_settings(
+        replace(box.runtime_data.session.settings, idle_timeout=IDLE_SECONDS)
+    )
+    simulator.script(Reply("Noted."))
+    transcripts = EventLog(hass, EVENT_TRANSCRIPT)
+    ended = EventLog(hass, EVENT_SESSION_ENDED)
+    state = StateHistory(hass, STATE)
+    long_sentence = (
+        "please remember that the plants on the balcony need water every morning, "
+        "that the tomatoes in the kitchen window need water every evening before dinner, "
+        "and that the lemon tree in the hall needs water only on sundays"
+    )
+    wav = speech_wav(tmp_path / "long.wav", long_sentence)  # 11 s
+    # The user is already talking when the conversation starts (the button pressed mid-
+    # sentence), so a slow start on a busy machine cannot run the first timeout out first.
+    speaking = asyncio.create_task(speak_into_mic(wav))
+    await _start(hass)
+    await speaking
+    said = await transcripts.wait_for(lambda data: data["role"] == "assistant", timeout=20)
+    assert said["text"] == "Noted."
+    assert ended.events == []  # not ended while the user spoke, nor while the model thought
+    assert "user_speaking" in state.states
+    assert (await _ended(hass, ended))["reason"] == "idle"
+
+
 @pytest.mark.parametrize("backend", ["pulse"])
 async def test_max_duration_ends_the_conversation(
     hass: HomeAssistant, box: MockConfigEntry
