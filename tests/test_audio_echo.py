@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -89,3 +91,44 @@ async def test_the_canceller_removes_the_speakers_echo(
     assert len(echo) > 25  # the echo was there, for half a second at least
     # Median over frames: a busy machine's stalls (the echo path jumps) spoil a few, not half.
     assert np.median(erle_db) > MIN_ERLE_DB, processor.stats
+
+
+_BOTH_IN_ONE_PROCESS = """
+import sys
+import numpy as np
+from custom_components.realtime_voice.audio.echo import MicrophoneProcessor, ProcessingOptions
+
+def ours():
+    processor = MicrophoneProcessor(ProcessingOptions(echo_cancellation=False), None)
+    return len(processor.process(bytes(1920), 0.0)) // 2
+
+def home_assistants():
+    from pyspeex_noise import AudioProcessor  # what Home Assistant's Assist pipeline loads
+    return len(AudioProcessor(4000, 2).Process10ms(bytes(320)).audio)
+
+first, second = (ours, home_assistants) if sys.argv[1] == "ours" else (home_assistants, ours)
+print(first(), second())
+"""
+
+
+@pytest.mark.parametrize("first", ["ours", "home_assistants"])
+def test_the_canceller_and_home_assistants_voice_pipeline_load_side_by_side(first: str) -> None:
+    """pywebrtc-audio and pyspeex-noise both bind a C++ `AudioProcessor` with pybind11.
+
+    Imported plainly, the second of them fails ("type AudioProcessor is already registered"),
+    and with ours first Home Assistant's Assist pipeline no longer loads. A fresh interpreter per
+    order: the clash happens at import, once per process.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _BOTH_IN_ONE_PROCESS, first],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr  # a refcount gone wrong crashes at exit
+    assert "Exception ignored" not in result.stderr
+    sizes = [int(size) for size in result.stdout.split()]
+    ours, home_assistants = sizes if first == "ours" else sizes[::-1]
+    assert (ours, home_assistants) == (960, 320)

@@ -17,7 +17,6 @@ tracks (up to about half a second).
 from __future__ import annotations
 
 from dataclasses import dataclass
-import importlib
 import threading
 import time
 from typing import TYPE_CHECKING, Final, Protocol
@@ -26,6 +25,7 @@ import av
 import numpy as np
 
 from .backend import SAMPLE_RATE, AudioError, AudioFormat
+from .own_registry import import_with_own_registry
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -91,7 +91,7 @@ class ProcessingStats:
 def check_library() -> None:
     """Import pywebrtc-audio (blocking: loads a native library) or say why it cannot be."""
     try:
-        importlib.import_module(LIBRARY)
+        import_with_own_registry(LIBRARY)
     except ImportError as err:
         msg = f"pywebrtc-audio cannot be loaded ({err})"
         raise EchoCancellationUnavailableError(msg) from err
@@ -232,7 +232,7 @@ class MicrophoneProcessor:
 
     def __init__(self, options: ProcessingOptions, reference: EchoReference | None) -> None:
         """Create the module (the library must load: see check_library)."""
-        library = importlib.import_module(LIBRARY)
+        library = import_with_own_registry(LIBRARY)
         self.reference = reference if options.echo_cancellation else None
         self._processor: _Processor = library.AudioProcessor(
             sample_rate=SAMPLE_RATE,
