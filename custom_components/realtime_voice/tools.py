@@ -241,6 +241,7 @@ class ToolRouter:
     async def _run_user_tool(self, tool: UserTool, arguments: dict[str, Any]) -> JsonObject:
         """Run an owner-described action, on exposed, allowed entities only."""
         tool.check_arguments(arguments)
+        tool.check_action(self.hass)  # before its targets: a missing script has none to read
         resolution = resolve_action_call(self.hass, tool.action, {**tool.data, **arguments})
         self._decide(tool.name, arguments, resolution)
         async with asyncio.timeout(self.policy.timeout):

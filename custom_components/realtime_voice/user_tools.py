@@ -62,13 +62,17 @@ class UserTool:
         if missing := set(self.parameters.get("required", [])) - set(arguments):
             raise HomeAssistantError(f"Missing arguments: {', '.join(sorted(missing))}")
 
+    def check_action(self, hass: HomeAssistant) -> None:
+        """Refuse an action that does not exist (deleted since the tool was described)."""
+        if not hass.services.has_service(*self.action.split(".", 1)):
+            raise HomeAssistantError(f"The action {self.action} does not exist")
+
     async def async_run(
         self, hass: HomeAssistant, arguments: Mapping[str, Any], context: Context
     ) -> JsonObject:
         """Call the action and return what it answered."""
+        self.check_action(hass)
         domain, service = self.action.split(".", 1)
-        if not hass.services.has_service(domain, service):
-            raise HomeAssistantError(f"The action {self.action} does not exist")
         wants_response = hass.services.supports_response(domain, service)
         response = await hass.services.async_call(
             domain,
