@@ -45,7 +45,7 @@ from custom_components.realtime_voice.realtime.events import (
     TurnDetection,
     function_call_output,
 )
-from custom_components.realtime_voice.realtime.keys import check_api_key
+from custom_components.realtime_voice.realtime.http import check_api_key
 
 from .error_log import ErrorLog
 from .simulator import CallFunction, CallFunctions, Reply, Simulator
