@@ -25,6 +25,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCDataChannel,
+    RTCIceTransport,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -145,7 +146,7 @@ class SimulatedCall:
         self._turns: deque[Turn] = deque()
         self._shared_turns = shared_turns
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self._track = PlaybackTrack()
+        self._track = PlaybackTrack(silent_between_clips=self.faults.silent_between_replies)
         self._channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._peer_tasks: set[asyncio.Task[Any]] = set()
@@ -212,13 +213,19 @@ class SimulatedCall:
             await self.closed.wait()
 
     def freeze(self) -> None:
-        """Go silent without a goodbye, like a peer lost on the network: no RTP, no events.
+        """Vanish without a goodbye, like a peer lost on the network: nothing goes out.
 
-        The transports stay up (no DTLS close, no SCTP abort), so only a client's own liveness
-        check can notice; client events are still recorded but not answered.
+        No RTP, no RTCP, no SCTP, no events: every packet the peer would send is dropped where
+        it would leave (its ICE connection). The transports stay up (no DTLS close, no SCTP
+        abort), so only a client's own liveness check can notice; client events are still
+        recorded but not answered.
         """
         self.frozen = True
         self._track.freeze()
+        for transceiver in self._pc.getTransceivers():
+            _go_quiet(transceiver.receiver.transport.transport)
+        if self._pc.sctp is not None:
+            _go_quiet(self._pc.sctp.transport.transport)
 
     async def close_dtls(self) -> None:
         """Close DTLS at once and nothing else yet, as a peer built on pion does on hang-up.
@@ -991,3 +998,14 @@ def _item_text(item: JsonObject) -> str:
     return " ".join(
         str(part.get("text") or part.get("transcript") or "") for part in item.get("content") or ()
     )
+
+
+def _go_quiet(ice: RTCIceTransport) -> None:
+    """Drop every packet an ICE transport would send from now on (aioice's one way out)."""
+
+    async def dropped(*_args: object) -> None:
+        return None
+
+    connection = ice._connection
+    connection.send = dropped
+    connection.sendto = dropped

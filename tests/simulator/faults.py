@@ -38,3 +38,6 @@ class Faults:
     """`POST …/hangup` closes the peer's DTLS at once, without an SCTP ABORT before it, and
     answers only then: the order of a peer built on pion (the Go WebRTC stack), whose client
     learns of the end from DTLS while its SCTP association still looks established."""
+    silent_between_replies: bool = False
+    """Send no RTP at all while no reply plays, as many WebRTC senders (pion's among them) do
+    when they have nothing to say; RTCP reports and consent checks go on as from any live peer."""
