@@ -110,7 +110,7 @@ class Conversation:
         self.hass = hass
         self._owner = owner
         self._settings = settings
-        self._http = RealtimeHttp(http, settings.base_url, settings.api_key, Timeouts().http)
+        self._http = http
         self._tools = tools
         self._device_id = device_id
         self._background = background
@@ -140,9 +140,12 @@ class Conversation:
             )
             self._stack.push_async_callback(self._audio.async_close)
             config = await self._session_config(instructions)
+            timeouts = Timeouts()
+            settings = self._settings
             self._connection = await RealtimeConnection.open(
-                self._http,
+                RealtimeHttp(self._http, settings.base_url, settings.api_key, timeouts.http),
                 session=config,
+                timeouts=timeouts,
                 audio_track=self._audio.microphone,
                 on_event=self._on_event,
                 on_closed=self._on_closed,
