@@ -173,7 +173,7 @@ async def test_text_sent_while_ending_gets_a_translated_error(
 async def test_an_announcement_shows_the_box_speaking(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
 ) -> None:
-    """announce without listen: while the box speaks, the state says so; then it ends."""
+    """Announce without listen: while the box speaks, the state says so; then it ends."""
     simulator.script(Reply("The laundry is done."))
     ended = EventLog(hass, EVENT_SESSION_ENDED)
     state = StateHistory(hass, STATE)

@@ -199,7 +199,8 @@ class SimulatedCall(ResponseGenerator):
         while its SCTP association is still established. Nothing more goes out; close() does
         the rest.
         """
-        self.freeze()
+        self.frozen = True  # no more events, no more RTP; the close_notify must go out
+        self._track.freeze()
         transports = [transceiver.receiver.transport for transceiver in self._pc.getTransceivers()]
         if self._pc.sctp is not None:
             transports.append(self._pc.sctp.transport)
