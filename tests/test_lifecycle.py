@@ -43,7 +43,7 @@ LONG_REPLY = "Here is a very long story that goes on and on and on. " * 8
 
 @pytest.fixture
 async def box(hass: HomeAssistant, simulator: Simulator) -> AsyncIterator[MockConfigEntry]:
-    """A box on the PulseAudio virtual devices, pointed at the simulator."""
+    """Set up a box on the PulseAudio virtual devices, pointed at the simulator."""
     entry = box_entry(simulator, options={CONF_IDLE_TIMEOUT: 60, CONF_MAX_DURATION: 10})
     async with running_box(hass, entry):
         yield entry
