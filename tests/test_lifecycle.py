@@ -108,9 +108,7 @@ async def test_a_goodbye_during_a_reply_cuts_the_reply_and_is_heard(
     assert clear < goodbye_create, sent
     said = [e["text"] for e in transcripts.events if e["role"] == "assistant"]
     assert said[-1] == "Goodbye!"
-    stopped = [
-        at for at, e in call.server_events if e["type"] == "output_audio_buffer.stopped"
-    ]
+    stopped = [at for at, e in call.server_events if e["type"] == "output_audio_buffer.stopped"]
     assert stopped, "the goodbye's audio played out"
     assert stopped[-1] <= call.closed_at
     # The story alone runs over 25 s; it was cut, not waited for (the last-words bound is 8 s).
