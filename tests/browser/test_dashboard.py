@@ -113,7 +113,26 @@ def row(page: Page, name: str) -> Locator:
     ).first
 
 
-@pytest.mark.timeout(240)
+def say_until_heard(page: Page, wav: Path, attempts: int = 3) -> None:
+    """Speak into the microphone until the dashboard shows what was said.
+
+    On a machine so loaded that the dev server's audio threads starve (a CI runner beside other
+    jobs), the first words can be lost before they reach the far side's VAD; a user would say
+    them again, and so does the test. Each attempt waits 20 s.
+    """
+    said = row(page, "You said")
+    for attempt in range(1, attempts + 1):
+        play_into_mic(wav)
+        try:
+            expect(said).to_contain_text(DEFAULT_USER_TRANSCRIPT, timeout=20_000)
+        except AssertionError:
+            if attempt == attempts:
+                raise
+        else:
+            return
+
+
+@pytest.mark.timeout(300)
 def test_newcomer_adds_the_integration_and_starts_a_conversation(
     fresh_dev_server: DevServer,
     page: Page,
@@ -133,8 +152,7 @@ def test_newcomer_adds_the_integration_and_starts_a_conversation(
     expect(row(page, "Conversation")).to_contain_text("Running")
 
     # Speak into the virtual microphone; the simulator transcribes every turn the same way.
-    play_into_mic(speech_wav(tmp_path / "hello.wav", "Hello, can you help me?"))
-    expect(row(page, "You said")).to_contain_text(DEFAULT_USER_TRANSCRIPT)
+    say_until_heard(page, speech_wav(tmp_path / "hello.wav", "Hello, can you help me?"))
     expect(row(page, "The assistant said")).to_contain_text(DEFAULT_REPLY.text)
     expect(state).to_contain_text("Listening")
 
