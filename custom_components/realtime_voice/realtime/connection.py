@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from enum import StrEnum
 import json
@@ -50,6 +49,7 @@ from .events import (
 )
 from .http import RealtimeHttp
 from .jitter import play_audio_on_arrival
+from .liveness import PeerWatchdog
 from .responses import ResponseRequest, ResponseTracker
 from .session_config import JsonObject, SessionConfig
 
@@ -58,7 +58,6 @@ _LOGGER = logging.getLogger(__name__)
 CHANNEL_LABEL: Final = "oai-events"
 _SENT_EVENTS_REMEMBERED: Final = 256
 _RECEIVED_EVENTS_REMEMBERED: Final = 256
-_WATCHDOG_INTERVAL: Final = 1.0
 
 
 class CloseReason(StrEnum):
@@ -120,12 +119,11 @@ class RealtimeConnection:
         self._closing = False
         self._closed = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        self._watchdog: PeerWatchdog | None = None
         self._sent: OrderedDict[str, str] = OrderedDict()
         self._received: OrderedDict[str, None] = OrderedDict()
         self._session_updates: dict[str, asyncio.Future[JsonObject]] = {}
         self._responses = ResponseTracker()
-        self._last_heard = time.monotonic()
         self._wire_callbacks()
 
     @classmethod
@@ -268,8 +266,7 @@ class RealtimeConnection:
         await self._wait(self._channel_open, self._timeouts.channel, "the event channel to open")
         if self.remote_audio is None:
             raise ProtocolError("the server's answer has no audio track")
-        self._last_heard = time.monotonic()
-        self._watchdog = asyncio.create_task(self._watch_peer(), name="realtime peer watchdog")
+        self._watchdog = PeerWatchdog(self._pc, self._timeouts.dead_peer, self._on_peer_lost)
 
     async def _wait(self, event: asyncio.Event, seconds: float, what: str) -> None:
         """Wait for a step; fail fast if the peer fails meanwhile."""
@@ -313,7 +310,8 @@ class RealtimeConnection:
 
     def _on_message(self, message: str | bytes) -> None:
         """Parse one channel message and hand it on; bad input is logged, never raised."""
-        self._last_heard = time.monotonic()
+        if self._watchdog is not None:
+            self._watchdog.heard()
         try:
             data = json.loads(message)
         except ValueError:
@@ -398,45 +396,8 @@ class RealtimeConnection:
             self.close(reason, detail), name="realtime connection close"
         )
 
-    async def _watch_peer(self) -> None:
-        """Close when nothing at all came from the peer for Timeouts.dead_peer seconds.
-
-        aiortc never reports "disconnected": a vanished peer is noticed by ICE consent checks
-        only after about 30 s. A live peer sends RTCP receiver reports about our microphone's
-        stream every second or so even while it sends no audio itself (many WebRTC senders,
-        pion's among them, send no RTP while silent), so a silent peer is not a lost one; a
-        silent conversation ends by the idle timeout, above this package.
-        """
-        heard = None
-        while not self._closing:
-            await asyncio.sleep(_WATCHDOG_INTERVAL)
-            signs = await self._signs_of_life()
-            if signs != heard:
-                heard, self._last_heard = signs, max(self._last_heard, time.monotonic())
-            quiet = time.monotonic() - self._last_heard
-            if quiet > self._timeouts.dead_peer:
-                self._close_soon(
-                    CloseReason.NETWORK_LOST, f"nothing from the peer for {quiet:.0f} s"
-                )
-                return
-
-    async def _signs_of_life(self) -> tuple[object, ...]:
-        """Return what changes whenever the peer sends anything on the media path.
-
-        RTP packets received, and the time of the last RTCP report it sent (aiortc stamps its
-        `remote-*` statistics when a report arrives).
-        """
-        signs: list[object] = []
-        for transceiver in self._pc.getTransceivers():
-            for stats in (
-                *(await transceiver.receiver.getStats()).values(),
-                *(await transceiver.sender.getStats()).values(),
-            ):
-                if stats.type == "inbound-rtp":
-                    signs.append(getattr(stats, "packetsReceived", 0))
-                elif stats.type in ("remote-inbound-rtp", "remote-outbound-rtp"):
-                    signs.append(stats.timestamp)
-        return tuple(signs)
+    def _on_peer_lost(self, quiet: float) -> None:
+        self._close_soon(CloseReason.NETWORK_LOST, f"nothing from the peer for {quiet:.0f} s")
 
     async def _teardown(self) -> None:
         """Stop the watchdog, close the peer, then hang up, each bounded.
@@ -446,11 +407,8 @@ class RealtimeConnection:
         would send its stream reset in a task of aiortc's that fails unseen.
         """
         self._closing = True
-        current = asyncio.current_task()
-        if self._watchdog is not None and self._watchdog is not current:
-            self._watchdog.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watchdog
+        if self._watchdog is not None:
+            await self._watchdog.stop()
         for future in self._session_updates.values():
             if not future.done():
                 future.set_exception(NotConnectedError("the connection closed"))
