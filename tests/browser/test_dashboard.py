@@ -132,7 +132,7 @@ def say_until_heard(page: Page, wav: Path, attempts: int = 3) -> None:
             return
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)  # startup bound (240 s) and up to three spoken attempts
 def test_newcomer_adds_the_integration_and_starts_a_conversation(
     fresh_dev_server: DevServer,
     page: Page,

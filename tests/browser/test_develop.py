@@ -44,7 +44,7 @@ def _listening_addresses(port: int) -> set[str]:
     return addresses
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(420)  # startup bound (240 s) and the test's own waits
 def test_develop_starts_with_the_integration_set_up(dev_server: DevServer, tmp_path: Path) -> None:
     home_assistant = HomeAssistant(dev_server.url)
     home_assistant.log_in()  # as dev / dev-password, which scripts/develop prints
