@@ -41,7 +41,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 from custom_components.realtime_voice.pricing import Rates
-from custom_components.realtime_voice.realtime.events import Truncation
+from custom_components.realtime_voice.realtime.session_config import Truncation
 
 from .error_log import ErrorLog
 from .integration import USER_TRANSCRIPT, EventLog, box_entry, running_box, speak_into_mic

@@ -31,3 +31,33 @@ def test_library_has_no_home_assistant_imports(library: str) -> None:
             assert not module.startswith("homeassistant"), f"{source.name} imports {module}"
             # ".." from a library module reaches the Home Assistant glue.
             assert not module.startswith(".."), f"{source.name} imports {module}"
+
+
+def _string_constants(source: Path) -> set[str]:
+    return {
+        node.value
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def test_the_wire_stays_inside_realtime() -> None:
+    """Above `realtime/`, no module names an event type or builds a client event.
+
+    The glue talks to typed verbs and reads typed events, so a second voice API can be a
+    sibling package of `realtime/` without touching it.
+    """
+    realtime = PACKAGE / "realtime"
+    wire_types = {
+        value
+        for source in (realtime / "events.py", realtime / "client_events.py")
+        for value in _string_constants(source)
+        if "." in value and " " not in value and value.islower()
+    }
+    assert {"response.create", "response.done", "output_audio_buffer.clear"} <= wire_types
+    glue = [s for s in PACKAGE.rglob("*.py") if realtime not in s.parents]
+    assert glue
+    for source in glue:
+        assert not wire_types & _string_constants(source), source.name
+        modules = _imported_modules(source)
+        assert not any(module.endswith("client_events") for module in modules), source.name

@@ -707,9 +707,7 @@ def test_translated_errors_and_issues_exist(hass: HomeAssistant) -> None:
     for _kind, key, issue in translated_errors._TRANSLATIONS:
         assert key in STRINGS["exceptions"], key
         assert issue is None or issue in STRINGS["issues"], issue
-    fallback = translated_errors.translate_error(
-        hass, RuntimeError("boom"), on_auth_failed=lambda: None
-    )
+    fallback = translated_errors.translate_error(RuntimeError("boom"))
     assert fallback.translation_key in STRINGS["exceptions"]
     raised_issues = {
         value for name, value in vars(translated_errors).items() if name.startswith("ISSUE_")

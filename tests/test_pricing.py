@@ -30,7 +30,7 @@ from custom_components.realtime_voice.realtime.events import (
     Usage,
     parse_server_event,
 )
-from custom_components.realtime_voice.realtime.keys import ModelInfo, parse_models
+from custom_components.realtime_voice.realtime.http import ModelInfo, parse_models
 
 from .bench.cost import estimates
 

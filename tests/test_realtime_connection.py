@@ -38,14 +38,13 @@ from custom_components.realtime_voice.realtime.events import (
     OutputAudioStopped,
     ResponseDone,
     ServerEvent,
-    SessionConfig,
     SessionCreated,
     SpeechStarted,
     SpeechStopped,
-    TurnDetection,
-    function_call_output,
 )
-from custom_components.realtime_voice.realtime.keys import check_api_key
+from custom_components.realtime_voice.realtime.http import check_api_key
+from custom_components.realtime_voice.realtime.responses import ResponseRequest
+from custom_components.realtime_voice.realtime.session_config import SessionConfig, TurnDetection
 
 from .error_log import ErrorLog
 from .simulator import CallFunction, CallFunctions, Reply, Simulator
@@ -182,7 +181,8 @@ async def test_a_rejected_event_is_matched_to_what_was_sent(
     simulator.allow_invalid_client_events = True
     recorder = Recorder()
     async with connected(simulator, http, recorder) as (connection, _):
-        event_id = connection.send({"type": "session.update", "session": {"voice": "alloy"}})
+        # The raw path, as a client that sends a beta-shaped event would.
+        event_id = connection._send({"type": "session.update", "session": {"voice": "alloy"}})
         error = await recorder.wait_for(ErrorEvent)
     assert error.client_event_id == event_id
     assert error.client_event_type == "session.update"
@@ -242,17 +242,14 @@ async def test_function_call_round_trip(simulator: Simulator, http: aiohttp.Clie
     async with connected(simulator, http, recorder) as (connection, _):
         await connection.update_session(CONFIG)
         call = await simulator.wait_for_call()
-        connection.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "Turn on the kitchen light"}],
-        }})  # fmt: skip
+        connection.add_user_text("Turn on the kitchen light")
         connection.create_response()
         function_call = await recorder.wait_for(FunctionCall)
         assert function_call.name == "HassTurnOn"
         assert json.loads(function_call.arguments) == {"name": "kitchen light"}
         await recorder.wait_for(ResponseDone)
 
-        connection.send(function_call_output(function_call.call_id, '{"success": true}'))
+        connection.send_function_output(function_call.call_id, '{"success": true}')
         connection.create_response()
         answer = await recorder.wait_for(AssistantTranscriptDone)
     assert answer.transcript == "Done."
@@ -279,7 +276,7 @@ async def test_parallel_calls_and_a_response_without_tools(
         connection.create_response()
         done = await recorder.wait_for(ResponseDone)
         calls = recorder.of(FunctionCall)
-        connection.create_response(tools_allowed=False)
+        connection.create_response(ResponseRequest(tools_allowed=False))
         answer = await recorder.wait_for(AssistantTranscriptDone)
         call = await simulator.wait_for_call()
         create = await call.wait_for_client_event("response.create", index=1)
@@ -304,7 +301,7 @@ async def test_response_create_waits_for_the_active_response(
         call = await simulator.wait_for_call()
         connection.create_response()
         connection.create_response()
-        assert connection.response_active
+        assert connection.busy
         second = await recorder.wait_for(ResponseDone, index=1)
     assert second.status == "completed"
     assert [e.transcript for e in recorder.of(AssistantTranscriptDone)] == ["First.", "Second."]
@@ -420,7 +417,7 @@ async def test_peer_loss_mid_response(simulator: Simulator, http: aiohttp.Client
         reason, _ = await recorder.wait_closed()
         assert connection.is_closed
         with pytest.raises(NotConnectedError):
-            connection.send({"type": "response.cancel"})
+            connection.clear_output_audio()
     assert reason in (CloseReason.REMOTE_HANGUP, CloseReason.NETWORK_LOST)
     assert len(recorder.closed) == 1
 
@@ -479,7 +476,7 @@ async def test_close_is_idempotent_and_bounded(
 
 
 async def test_dead_peer_is_detected(simulator: Simulator, http: aiohttp.ClientSession) -> None:
-    """No RTP and no events for the dead-peer bound ends the connection as network loss."""
+    """Nothing from the peer (no RTP, RTCP or events) for the bound is a lost network."""
     recorder = Recorder()
     timeouts = Timeouts(dead_peer=1.0)
     async with connected(simulator, http, recorder, timeouts=timeouts) as (connection, _):
@@ -489,7 +486,38 @@ async def test_dead_peer_is_detected(simulator: Simulator, http: aiohttp.ClientS
         reason, detail = await recorder.wait_closed(timeout=6)
         assert connection.is_closed
     assert reason is CloseReason.NETWORK_LOST
-    assert "no audio or events" in detail
+    assert "nothing from the peer" in detail
+
+
+async def test_a_silent_peer_is_not_a_lost_one(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A peer that sends no RTP between replies (as pion-based ones do) stays connected.
+
+    Its RTCP reports about our microphone show it is there; a reply afterwards still plays.
+    """
+    simulator.faults.silent_between_replies = True
+    simulator.script(Reply("Still here."))
+    recorder = Recorder()
+    timeouts = Timeouts(dead_peer=2.0)
+    async with connected(simulator, http, recorder, timeouts=timeouts) as (connection, mic):
+        await connection.update_session(CONFIG)
+        before = await _packets_received(connection)
+        await asyncio.sleep(6)  # three times the dead-peer bound, without one RTP packet
+        assert await _packets_received(connection) == before, "the peer sent no audio"
+        assert not connection.is_closed
+        mic.play(tone(440, 0.6))
+        said = await recorder.wait_for(AssistantTranscriptDone)
+        await recorder.wait_for(OutputAudioStopped)
+        assert await _packets_received(connection) > before, "the reply's audio arrived"
+    assert said.transcript == "Still here."
+    assert recorder.closed == [(CloseReason.CLIENT, "")], "closed by us only, at the end"
+
+
+async def _packets_received(connection: RealtimeConnection) -> int:
+    """Return the RTP packets the connection received so far."""
+    stats = await connection._pc.getReceivers()[0].getStats()
+    return sum(getattr(s, "packetsReceived", 0) for s in stats.values() if s.type == "inbound-rtp")
 
 
 async def test_an_ephemeral_key_posts_raw_sdp(
@@ -604,16 +632,27 @@ async def test_hang_up_fails_quietly_when_the_server_is_gone(
 async def test_a_refused_response_create_waits_for_its_turn(
     simulator: Simulator, http: aiohttp.ClientSession
 ) -> None:
-    """conversation_already_has_active_response is not fatal: the refused request runs later."""
+    """A request refused because the server started a response first runs later, whole.
+
+    An announcement that raced a response of the server's own keeps its words.
+    """
     simulator.script(Reply("First."), Reply("Second."))
     recorder = Recorder()
+    announcement = "Say this to the user, in your own voice: the laundry is done"
     async with connected(simulator, http, recorder) as (connection, _):
         await connection.update_session(CONFIG)
-        connection.send({"type": "response.create"})
-        connection.send({"type": "response.create"})  # raced: the server refuses this one
+        # A response the connection did not ask for, as the server's VAD starts one.
+        connection._send({"type": "response.create"})
+        connection.create_response(ResponseRequest(announcement))  # raced: refused
         second = await recorder.wait_for(ResponseDone, index=1)
         call = await simulator.wait_for_call()
     assert second.status == "completed"
+    creates = [e for _, e in call.client_events if e["type"] == "response.create"]
+    assert [c.get("response", {}).get("instructions") for c in creates] == [
+        None,
+        announcement,
+        announcement,
+    ]
     refused = [e for _, e in call.server_events if e["type"] == "error"]
     assert refused[0]["error"]["code"] == "conversation_already_has_active_response"
     assert not recorder.of(ErrorEvent), "the owner never sees the race"

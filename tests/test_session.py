@@ -258,7 +258,9 @@ async def test_goodbye_is_spoken_before_hanging_up(
     said = await transcripts.wait_for(lambda data: data["role"] == "assistant", timeout=0)
     assert said["text"] == "Goodbye, see you soon."
     call = simulator.calls[0]
+    await call.wait_closed()  # the simulator's side closes on the hang-up, in its own time
     stopped = next(at for at, e in call.server_events if e["type"] == "output_audio_buffer.stopped")
+    assert call.closed_at is not None
     assert stopped < call.closed_at
     assert end["reason"] == "user"
 

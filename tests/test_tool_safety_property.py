@@ -125,9 +125,9 @@ async def _offered_tools(
     router = ToolRouter(hass, ToolPolicy(llm_apis=apis))
     prepared = await router.async_prepare(device_id)
     return {
-        spec["name"]: sorted(spec["parameters"].get("properties", {}))
+        spec.name: sorted(spec.parameters.get("properties", {}))
         for spec in prepared.specs
-        if spec["name"] != "end_session"
+        if spec.name != "end_session"
     }
 
 
@@ -179,7 +179,7 @@ async def _call(
     )
     outcome = await router.async_call(call, device_id)
     await hass.async_block_till_done()
-    output: Any = json.loads(outcome.output_event["item"]["output"])
+    output: Any = json.loads(outcome.output)
     return output if isinstance(output, dict) else {}
 
 

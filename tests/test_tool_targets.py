@@ -57,7 +57,7 @@ class Box:
         """Apply a policy, start a conversation; return the tool names offered."""
         self.router.policy = replace(ToolPolicy(), **policy)
         prepared = await self.router.async_prepare(self.device_id)
-        return [spec["name"] for spec in prepared.specs]
+        return [spec.name for spec in prepared.specs]
 
     async def call(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Make one call as the model would; return its decoded output."""
@@ -68,7 +68,7 @@ class Box:
         )  # fmt: skip
         outcome = await self.router.async_call(call, self.device_id)
         await self.hass.async_block_till_done()
-        output: dict[str, Any] = json.loads(outcome.output_event["item"]["output"])
+        output: dict[str, Any] = json.loads(outcome.output)
         return output
 
 

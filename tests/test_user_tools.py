@@ -11,7 +11,7 @@ def test_valid_entries_are_kept_and_described() -> None:
     """A well-formed entry becomes a Realtime function spec; defaults fill the gaps."""
     [tool] = parse_user_tools([{"name": "feed_cat", "action": "script.feed_cat"}])
     assert tool == UserTool("feed_cat", "feed_cat", "script.feed_cat")
-    assert tool.spec() == {
+    assert tool.spec().to_wire() == {
         "type": "function",
         "name": "feed_cat",
         "description": "feed_cat",

@@ -17,7 +17,7 @@ from .entity import device_info
 from .model_issues import async_check_model, async_track_model
 from .models import RealtimeVoiceConfigEntry, RealtimeVoiceData
 from .realtime.errors import AuthenticationError, RealtimeError
-from .realtime.keys import check_api_key
+from .realtime.http import check_api_key
 from .risk import async_ensure_high_risk_label
 from .services import async_setup_services
 from .session import VoiceSession

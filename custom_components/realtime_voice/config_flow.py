@@ -92,8 +92,8 @@ from .models import RealtimeVoiceConfigEntry
 from .models_catalog import CURRENT_MODELS, realtime_models
 from .pricing import parse_price_overrides
 from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
-from .realtime.events import REASONING_EFFORTS, VOICES
-from .realtime.keys import ModelInfo, check_api_key
+from .realtime.http import ModelInfo, check_api_key
+from .realtime.session_config import REASONING_EFFORTS, VOICES
 
 if TYPE_CHECKING:
     from .models import RealtimeVoiceConfigEntry

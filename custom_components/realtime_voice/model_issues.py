@@ -19,7 +19,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from .const import DOMAIN, LOGGER
 from .models_catalog import is_realtime_model, replacement_for
 from .realtime.errors import RealtimeError
-from .realtime.keys import ModelInfo, check_api_key
+from .realtime.http import ModelInfo, check_api_key
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntry
 
-from .realtime.keys import ModelInfo
+from .realtime.http import ModelInfo
 from .session import VoiceSession
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import re
 from typing import Final
 
-from .realtime.keys import ModelInfo
+from .realtime.http import ModelInfo
 
 RECOMMENDED_MODEL: Final = "gpt-realtime-2.1-mini"
 """The default of a new box: current and cost-efficient."""

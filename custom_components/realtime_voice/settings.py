@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
@@ -68,7 +68,12 @@ from .pricing import (
     parse_price_overrides,
     transcription_prices,
 )
-from .realtime.events import REASONING_EFFORTS, ReasoningEffort, Truncation, TurnDetection
+from .realtime.session_config import (
+    REASONING_EFFORTS,
+    ReasoningEffort,
+    Truncation,
+    TurnDetection,
+)
 from .tools import ToolPolicy
 from .user_tools import parse_user_tools
 
@@ -77,7 +82,7 @@ from .user_tools import parse_user_tools
 class SessionSettings:
     """What one box's conversations are made of."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     base_url: str
     model: str
     instructions: str

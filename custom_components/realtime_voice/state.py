@@ -19,7 +19,6 @@ class Activity(StrEnum):
     THINKING = "thinking"
     ASSISTANT_SPEAKING = "assistant_speaking"
     ENDING = "ending"
-    ERROR = "error"
 
 
 ACTIVE: frozenset[Activity] = frozenset(
@@ -58,4 +57,4 @@ class SessionState:
     @property
     def active(self) -> bool:
         """Return whether a conversation is under way (connecting and ending included)."""
-        return self.activity not in (Activity.IDLE, Activity.ERROR)
+        return self.activity is not Activity.IDLE

@@ -28,7 +28,8 @@ import probatio
 
 from .confirmations import CONFIRMATION_SECONDS, Confirmations
 from .const import DOMAIN, EVENT_TOOL_CALL, LOGGER
-from .realtime.events import FunctionCall, JsonObject, function_call_output
+from .realtime.events import FunctionCall
+from .realtime.session_config import FunctionSpec, JsonObject
 from .risk import RiskRules
 from .targets import Resolution, resolve_action_call, resolve_tool_call
 from .tool_batches import FollowUp
@@ -38,18 +39,17 @@ END_SESSION: Final = "end_session"
 MAX_OUTPUT_CHARS: Final = 16_000
 """A tool result larger than this is cut: the model's context is small and billed."""
 
-_END_SESSION_SPEC: Final[JsonObject] = {
-    "type": "function",
-    "name": END_SESSION,
-    "description": (
+_END_SESSION_SPEC: Final = FunctionSpec(
+    name=END_SESSION,
+    description=(
         "End the conversation. Call it when the user says goodbye or asks you to stop "
         "listening. Say a short goodbye in `goodbye`; it is spoken before the line closes."
     ),
-    "parameters": {
+    parameters={
         "type": "object",
         "properties": {"goodbye": {"type": "string", "description": "A short goodbye."}},
     },
-}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +78,16 @@ class ToolPolicy:
 class PreparedTools:
     """Tools and the prompt that describes them, for one conversation."""
 
-    specs: tuple[JsonObject, ...]
+    specs: tuple[FunctionSpec, ...]
     prompt: str
 
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """What a call produced: the event that answers the model, and what follows it."""
+    """What a call produced: the output that answers the model, and what follows it."""
 
-    output_event: JsonObject
+    call_id: str
+    output: str
     follow_up: FollowUp = FollowUp.ANSWER
     goodbye: str | None = None
 
@@ -137,7 +138,7 @@ class ToolRouter:
         self._api = None
         self._turn = _Turn()
         self._confirmations = Confirmations()
-        specs: list[JsonObject] = [_END_SESSION_SPEC]
+        specs: list[FunctionSpec] = [_END_SESSION_SPEC]
         prompt = ""
         if self.policy.llm_apis:
             self._api = await llm.async_get_api(
@@ -171,7 +172,8 @@ class ToolRouter:
             if call.name == END_SESSION:
                 goodbye = arguments.get("goodbye")
                 outcome = ToolOutcome(
-                    function_call_output(call.call_id, json.dumps({"success": True})),
+                    call.call_id,
+                    json.dumps({"success": True}),
                     follow_up=FollowUp.END,
                     goodbye=goodbye if isinstance(goodbye, str) else None,
                 )
@@ -287,7 +289,7 @@ class ToolRouter:
         text = json.dumps(data, default=str, ensure_ascii=False)
         if len(text) > MAX_OUTPUT_CHARS:
             text = text[:MAX_OUTPUT_CHARS] + " …(cut)"
-        return ToolOutcome(function_call_output(call.call_id, text), follow_up=follow_up)
+        return ToolOutcome(call.call_id, text, follow_up=follow_up)
 
     def _audit(
         self,
@@ -378,7 +380,7 @@ def _parse_arguments(text: str) -> dict[str, Any]:
     return value
 
 
-def _format_tool(tool: llm.Tool, custom_serializer: Any) -> JsonObject:
+def _format_tool(tool: llm.Tool, custom_serializer: Any) -> FunctionSpec:
     """Describe an LLM API tool as a Realtime function, the way core integrations do."""
     schema: JsonObject = probatio.to_openapi(
         tool.parameters, custom_serializer=custom_serializer, openapi_version="3.1.0"
@@ -391,9 +393,4 @@ def _format_tool(tool: llm.Tool, custom_serializer: Any) -> JsonObject:
     }
     schema.setdefault("type", "object")
     schema.setdefault("properties", {})
-    return {
-        "type": "function",
-        "name": tool.name,
-        "description": (tool.description or tool.name)[:1024],
-        "parameters": schema,
-    }
+    return FunctionSpec(tool.name, (tool.description or tool.name)[:1024], schema)

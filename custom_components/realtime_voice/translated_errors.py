@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import Any, Concatenate, Final, Protocol
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -16,6 +17,7 @@ from .realtime.errors import (
     AuthenticationError,
     ConnectError,
     ModelUnavailableError,
+    NotConnectedError,
     QuotaError,
     RateLimitError,
     RealtimeError,
@@ -35,23 +37,56 @@ _TRANSLATIONS: Final[tuple[tuple[type[Exception], str, str | None], ...]] = (
     (AudioLibraryMissingError, "audio_unavailable", ISSUE_AUDIO_LIBRARY),
     (AudioDeviceError, "audio_unavailable", ISSUE_AUDIO_DEVICE),
     (ConnectError, "cannot_connect", None),
+    (NotConnectedError, "not_running", None),  # the call ended as the action reached it
     (ModelUnavailableError, "model_unavailable", None),  # its issue names the box: model_issues
     (RealtimeError, "protocol_error", None),
 )
 
 
-def translate_error(
-    hass: HomeAssistant, err: Exception, *, on_auth_failed: Callable[[], None]
-) -> HomeAssistantError:
-    """Return the translated error for a failure; raise repair issues where the user must act."""
+class ErrorReporter(Protocol):
+    """What owns a public action: it notes a failure where the user sees it."""
+
+    def report_error(self, err: Exception) -> None:
+        """Note the failure (state, repair issues, reauthentication)."""
+
+
+def translated[O: ErrorReporter, **P, R](
+    action: Callable[Concatenate[O, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[O, P], Coroutine[Any, Any, R]]:
+    """Make a public action raise only translated errors, reporting each failure once."""
+
+    @wraps(action)
+    async def translating(owner: O, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await action(owner, *args, **kwargs)
+        except HomeAssistantError:
+            raise
+        except Exception as err:
+            owner.report_error(err)
+            raise translate_error(err) from err
+
+    return translating
+
+
+def translate_error(err: Exception) -> HomeAssistantError:
+    """Return the translated error the user sees for a failure."""
     if isinstance(err, HomeAssistantError):
         return err
+    key = next((key for kind, key, _ in _TRANSLATIONS if isinstance(err, kind)), "unknown_error")
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={"message": str(err)},
+    )
+
+
+def report_error(
+    hass: HomeAssistant, err: Exception, *, on_auth_failed: Callable[[], None]
+) -> None:
+    """Raise the repair issue of a failure the user must act on; start reauth for a bad key."""
     if isinstance(err, AuthenticationError):
         on_auth_failed()
-    key, issue = next(
-        ((key, issue) for kind, key, issue in _TRANSLATIONS if isinstance(err, kind)),
-        ("unknown_error", None),
-    )
+    issue = next((issue for kind, _, issue in _TRANSLATIONS if isinstance(err, kind)), None)
     if issue is not None:
         ir.async_create_issue(
             hass,
@@ -62,11 +97,6 @@ def translate_error(
             translation_key=issue,
             translation_placeholders={"message": str(err)},
         )
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders={"message": str(err)},
-    )
 
 
 def note_echo_cancellation(hass: HomeAssistant, unavailable: str | None) -> None:

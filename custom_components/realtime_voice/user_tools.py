@@ -26,7 +26,7 @@ from homeassistant.core import Context, HomeAssistant, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import LOGGER
-from .realtime.events import JsonObject
+from .realtime.session_config import FunctionSpec, JsonObject
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ACTION: Final = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
@@ -45,14 +45,9 @@ class UserTool:
     data: JsonObject = field(default_factory=dict)
     """Fixed action data, merged under the model's arguments."""
 
-    def spec(self) -> JsonObject:
+    def spec(self) -> FunctionSpec:
         """Describe the tool as a Realtime function."""
-        return {
-            "type": "function",
-            "name": self.name,
-            "description": self.description[:1024],
-            "parameters": self.parameters,
-        }
+        return FunctionSpec(self.name, self.description[:1024], self.parameters)
 
     def check_arguments(self, arguments: Mapping[str, Any]) -> None:
         """Refuse arguments the schema does not name, and missing required ones."""

@@ -414,7 +414,7 @@ async def latency_phase(bench: Bench) -> None:
         original_write(sink, frames)
 
     async def sample_ring() -> None:
-        sink = bench.session._audio.speaker
+        sink = bench.session._conversation._audio.speaker
         while True:
             ring_ms.append(1000 * len(sink._ring) / sink._format.bytes_per_second)
             await asyncio.sleep(0.005)

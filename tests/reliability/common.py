@@ -45,7 +45,7 @@ async def start_fails(hass: HomeAssistant, key: str) -> HomeAssistantError:
 def short_timeouts() -> Iterator[None]:
     """Give the box's connections SHORT_TIMEOUTS."""
     with patch(
-        "custom_components.realtime_voice.session.Timeouts", lambda: replace(SHORT_TIMEOUTS)
+        "custom_components.realtime_voice.conversation.Timeouts", lambda: replace(SHORT_TIMEOUTS)
     ):
         yield
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 import json
 import logging
-import re
 import secrets
 import time
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from aiortc import (
     MediaStreamTrack,
@@ -29,7 +28,6 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcsctptransport import WEBRTC_DCEP, RTCSctpTransport
 
 from .events import (
     ClientEventProblem,
@@ -38,42 +36,28 @@ from .events import (
     check_model_support,
     merge_session,
     new_id,
-    obfuscation,
-    rate_limits,
     validate_server_event,
 )
-from .faults import Faults
+from .faults import BAD_ANSWERS, Faults, go_quiet, ignore_channel_opens, unreachable
+from .responses import Response, ResponseGenerator
 from .script import (
-    DEFAULT_REPLY,
     DEFAULT_USER_TRANSCRIPT,
-    CallFunction,
-    CallFunctions,
-    Reply,
     Turn,
 )
 from .usage_model import (
-    AUDIO_TOKENS_PER_OUTPUT_SECOND,
     ConversationContext,
-    text_tokens,
     transcription_usage,
-    usage_block,
 )
 from .vad import Edge, EnergyVad, VadEvent, rms_threshold
-from .voice import RATE, Clip, PlaybackTrack, Samples, Voice, rms
+from .voice import PlaybackTrack, Voice, rms
 
 _LOGGER = logging.getLogger(__name__)
 
-GENERATION_SHARE: Final = 0.5
-"""The model generates a reply in this share of its audio's duration: `response.done` comes
-halfway through playback, as generation runs faster than real time."""
-_ARGUMENT_CHUNK: Final = 8
-_DROP_DELAY_SECONDS: Final = 0.1
 _MIN_COMMIT_MS: Final = 100
 _SETTLE_SECONDS: Final = 5.0
 _SEMANTIC_SILENCE_MS: Final = {"low": 1000, "medium": 500, "auto": 500, "high": 250}
 
 type Timestamped[T] = tuple[float, T]
-type Status = Literal["completed", "cancelled", "incomplete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,25 +70,7 @@ class InvalidClientEvent:
     problem: ClientEventProblem
 
 
-@dataclass(slots=True, eq=False)
-class _Response:
-    """A response in progress and what has been emitted for it so far."""
-
-    id: str
-    items: list[JsonObject] = field(default_factory=list)
-    """The output items (a message, or one or more function calls), in output order."""
-    part_added: bool = False
-    transcript: str = ""
-    max_output_tokens: int | None = None
-    """This response's own limit (`response.create`); the audio is cut there."""
-    output_text: int = 0
-    """Tokens of text generated: the transcript, or a function call's name and arguments."""
-    clip: Clip | None = None
-    finished: bool = False
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class SimulatedCall:
+class SimulatedCall(ResponseGenerator):
     """One peer and session of the simulator; tests inspect and drive it."""
 
     def __init__(
@@ -145,7 +111,7 @@ class SimulatedCall:
         self._turns: deque[Turn] = deque()
         self._shared_turns = shared_turns
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self._track = PlaybackTrack()
+        self._track = PlaybackTrack(silent_between_clips=self.faults.silent_between_replies)
         self._channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._peer_tasks: set[asyncio.Task[Any]] = set()
@@ -156,7 +122,7 @@ class SimulatedCall:
         self._buffered_ms = 0.0
         self._items: dict[str, JsonObject] = {}
         self._last_item_id: str | None = None
-        self._response: _Response | None = None
+        self._response: Response | None = None
         self._playing_response_id = ""
 
     # --- What tests use ------------------------------------------------------------------
@@ -212,13 +178,19 @@ class SimulatedCall:
             await self.closed.wait()
 
     def freeze(self) -> None:
-        """Go silent without a goodbye, like a peer lost on the network: no RTP, no events.
+        """Vanish without a goodbye, like a peer lost on the network: nothing goes out.
 
-        The transports stay up (no DTLS close, no SCTP abort), so only a client's own liveness
-        check can notice; client events are still recorded but not answered.
+        No RTP, no RTCP, no SCTP, no events: every packet the peer would send is dropped where
+        it would leave (its ICE connection). The transports stay up (no DTLS close, no SCTP
+        abort), so only a client's own liveness check can notice; client events are still
+        recorded but not answered.
         """
         self.frozen = True
         self._track.freeze()
+        for transceiver in self._pc.getTransceivers():
+            go_quiet(transceiver.receiver.transport.transport)
+        if self._pc.sctp is not None:
+            go_quiet(self._pc.sctp.transport.transport)
 
     async def close_dtls(self) -> None:
         """Close DTLS at once and nothing else yet, as a peer built on pion does on hang-up.
@@ -227,7 +199,8 @@ class SimulatedCall:
         while its SCTP association is still established. Nothing more goes out; close() does
         the rest.
         """
-        self.freeze()
+        self.frozen = True  # no more events, no more RTP; the close_notify must go out
+        self._track.freeze()
         transports = [transceiver.receiver.transport for transceiver in self._pc.getTransceivers()]
         if self._pc.sctp is not None:
             transports.append(self._pc.sctp.transport)
@@ -270,11 +243,11 @@ class SimulatedCall:
         # aiortc connects in a task it keeps no handle of; close() waits for it to end.
         self._peer_tasks = asyncio.all_tasks() - before
         if self.faults.unopened_data_channel and self._pc.sctp is not None:
-            _ignore_channel_opens(self._pc.sctp)
+            ignore_channel_opens(self._pc.sctp)
         sdp: str = self._pc.localDescription.sdp
         if self.faults.bad_answer is not None:
-            return _BAD_ANSWERS[self.faults.bad_answer](sdp)
-        return _unreachable(sdp) if self.faults.unreachable_answer else sdp
+            return BAD_ANSWERS[self.faults.bad_answer](sdp)
+        return unreachable(sdp) if self.faults.unreachable_answer else sdp
 
     def _on_connection_state(self) -> None:
         """Close when ICE/DTLS fail or the client went away."""
@@ -617,258 +590,6 @@ class SimulatedCall:
             }
         )
 
-    # --- Responses -------------------------------------------------------------------------
-
-    def _next_turn(self, *, tools_allowed: bool = True) -> Turn:
-        """Return the next scripted turn, or the friendly default.
-
-        With `tool_choice: none` the model cannot call functions: the scripted calls are
-        passed over (used up) and it says its next scripted words instead.
-        """
-        for turns in (self._turns, self._shared_turns):
-            while turns:
-                turn = turns.popleft()
-                if tools_allowed or isinstance(turn, Reply):
-                    return turn
-        return DEFAULT_REPLY
-
-    def _start_response(
-        self, max_output_tokens: int | None = None, *, tools_allowed: bool = True
-    ) -> None:
-        """Create a response and run it in the background."""
-        response = _Response(new_id("resp"), max_output_tokens=max_output_tokens)
-        self._response = response
-        self._emit({"type": "response.created", "response": self._response_object(response)})
-        if not self.model_available:
-            self._fail_response(response)
-            return
-        turn = self._next_turn(tools_allowed=tools_allowed)
-        if isinstance(turn, Reply):
-            self._spawn(self._reply(response, turn), "spoken response")
-            return
-        calls = turn.calls if isinstance(turn, CallFunctions) else (turn,)
-        self._spawn(self._call_functions(response, calls), "function call response")
-
-    def _response_object(self, response: _Response, status: str = "in_progress") -> JsonObject:
-        """Return the `response` object of `response.created` / `response.done`."""
-        output = self.session["audio"]["output"]
-        return {
-            "id": response.id,
-            "object": "realtime.response",
-            "status": status,
-            "status_details": None,
-            "output": list(response.items),
-            "conversation_id": "conv_" + response.id.removeprefix("resp_"),
-            "output_modalities": self.session["output_modalities"],
-            "max_output_tokens": self.session["max_output_tokens"],
-            "audio": {"output": {"format": output["format"], "voice": output["voice"]}},
-            "usage": None,
-            "metadata": None,
-        }
-
-    def _add_output_item(self, response: _Response, item: JsonObject) -> int:
-        """Announce one of the response's output items; return its output index."""
-        index = len(response.items)
-        response.items.append(item)
-        self._items[item["id"]] = item
-        previous = self._last_item_id
-        self._last_item_id = item["id"]
-        base = {"response_id": response.id, "output_index": index}
-        self._emit({"type": "response.output_item.added", **base, "item": item})
-        self._emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        return index
-
-    async def _reply(self, response: _Response, turn: Reply) -> None:
-        """Speak a reply: transcript deltas while generating, audio on the track."""
-        item_id = new_id("item")
-        message = {"type": "message", "role": "assistant", "content": []}
-        self._add_output_item(
-            response, {"id": item_id, "object": "realtime.item", "status": "in_progress", **message}
-        )
-        ids = {
-            "response_id": response.id,
-            "item_id": item_id,
-            "output_index": 0,
-            "content_index": 0,
-        }
-        part = {"type": "audio", "transcript": ""}
-        self._emit({"type": "response.content_part.added", **ids, "part": part})
-        response.part_added = True
-        samples = await self._voice.say(turn.text)
-        if response.finished:
-            return
-        response.output_text = text_tokens(turn.text)
-        samples, cut = _within_limit(samples, response)
-        response.clip = clip = self._track.play(samples)
-        self._playing_response_id = response.id
-        self._emit({"type": "output_audio_buffer.started", "response_id": response.id})
-        if self.faults.drop_during_response:
-            self._spawn(self._drop_soon(), "drop during response")
-        deltas = _split(turn.text, self.faults.transcript_delta_flood)
-        pause = (
-            0.0
-            if self.faults.transcript_delta_flood
-            else (clip.seconds * GENERATION_SHARE / len(deltas))
-        )
-        for delta in deltas:
-            response.transcript += delta
-            self._emit(
-                {
-                    "type": "response.output_audio_transcript.delta",
-                    **ids,
-                    "delta": delta,
-                    "obfuscation": obfuscation(delta),
-                }
-            )
-            if await _cancelled_within(response, pause):
-                return
-        if cut:
-            self._finish_response(response, "incomplete", "max_output_tokens")
-        else:
-            self._finish_response(response, "completed")
-        await clip.done.wait()
-        if not clip.cleared:
-            self._emit({"type": "output_audio_buffer.stopped", "response_id": response.id})
-
-    async def _drop_soon(self) -> None:
-        """Lose the peer once some reply audio went out."""
-        await asyncio.sleep(_DROP_DELAY_SECONDS)
-        await self.drop()
-
-    async def _call_functions(self, response: _Response, calls: tuple[CallFunction, ...]) -> None:
-        """Call one or more functions, one output item each, then end the response."""
-        for turn in calls:
-            if not await self._call_function(response, turn):
-                return
-        self._finish_response(response, "completed")
-
-    async def _call_function(self, response: _Response, turn: CallFunction) -> bool:
-        """Call a function: arguments streamed as deltas, no audio; False if cancelled."""
-        item_id = new_id("item")
-        call_id = new_id("call", 16)
-        index = self._add_output_item(
-            response,
-            {
-                "id": item_id,
-                "object": "realtime.item",
-                "type": "function_call",
-                "status": "in_progress",
-                "name": turn.name,
-                "call_id": call_id,
-                "arguments": "",
-            },
-        )
-        ids = {"response_id": response.id, "item_id": item_id, "output_index": index}
-        arguments = turn.arguments_json
-        response.output_text = text_tokens(turn.name + arguments)
-        for start in range(0, len(arguments), _ARGUMENT_CHUNK):
-            delta = arguments[start : start + _ARGUMENT_CHUNK]
-            self._emit(
-                {
-                    "type": "response.function_call_arguments.delta",
-                    **ids,
-                    "call_id": call_id,
-                    "delta": delta,
-                }
-            )
-            if await _cancelled_within(response, 0):
-                return False
-        item = response.items[index]
-        item["arguments"] = arguments
-        item["status"] = "completed"
-        self._emit(
-            {
-                "type": "response.function_call_arguments.done",
-                **ids,
-                "call_id": call_id,
-                "name": turn.name,
-                "arguments": arguments,
-            }
-        )
-        self._item_done(response, index)
-        return True
-
-    def _item_done(self, response: _Response, index: int) -> None:
-        """Announce that one of the response's output items is complete."""
-        item = response.items[index]
-        base = {"response_id": response.id, "output_index": index}
-        self._emit({"type": "response.output_item.done", **base, "item": item})
-        self._emit({"type": "conversation.item.done", "item": item})
-
-    def _cancel_response(
-        self, response: _Response, reason: Literal["turn_detected", "client_cancelled"]
-    ) -> None:
-        """End a response early (its task notices and stops)."""
-        response.cancelled.set()
-        self._finish_response(response, "cancelled", reason)
-
-    def _finish_response(
-        self,
-        response: _Response,
-        status: Status,
-        reason: Literal["turn_detected", "client_cancelled", "max_output_tokens"] | None = None,
-    ) -> None:
-        """Close whatever the response opened, then send `response.done`."""
-        if response.finished:
-            return
-        response.finished = True
-        for index, item in enumerate(response.items):
-            if item["status"] != "in_progress":
-                continue  # a function call whose arguments were done
-            if item["type"] == "message":
-                self._finish_audio_part(response, item)
-            item["status"] = "completed" if status == "completed" else "incomplete"
-            self._item_done(response, index)
-        done = self._response_object(response, status)
-        if reason is not None:
-            done["status_details"] = {"type": "cancelled", "reason": reason}
-        done["usage"] = self._usage(response)
-        self._emit({"type": "response.done", "response": done})
-        self._emit({"type": "rate_limits.updated", "rate_limits": rate_limits(39000)})
-        self._response = None
-
-    def _finish_audio_part(self, response: _Response, item: JsonObject) -> None:
-        """Close the audio content part with the transcript generated so far."""
-        if not response.part_added:
-            return
-        ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0}
-        ids["content_index"] = 0
-        transcript = response.transcript
-        self._emit({"type": "response.output_audio.done", **ids})
-        self._emit(
-            {"type": "response.output_audio_transcript.done", **ids, "transcript": transcript}
-        )
-        part = {"type": "audio", "transcript": transcript}
-        self._emit({"type": "response.content_part.done", **ids, "part": part})
-        item["content"] = [{"type": "output_audio", "transcript": transcript}]
-
-    def _usage(self, response: _Response) -> JsonObject:
-        """Return what the response is billed: the context it read, what it produced."""
-        seconds = response.clip.seconds if response.clip else 0.0
-        return self.context.answer(
-            output_text=response.output_text,
-            output_audio=round(seconds * AUDIO_TOKENS_PER_OUTPUT_SECOND),
-        )
-
-    def _fail_response(self, response: _Response) -> None:
-        """Fail a response as OpenAI does for a model the account cannot use."""
-        model = self.session.get("model")
-        done = self._response_object(response, "failed")
-        done["status_details"] = {
-            "type": "failed",
-            "error": {
-                "type": "invalid_request_error",
-                "code": "model_not_found",
-                "message": f"The model `{model}` does not exist or you do not have access to it.",
-            },
-        }
-        done["usage"] = usage_block(
-            text=0, audio=0, cached_text=0, cached_audio=0, output_text=0, output_audio=0
-        )
-        response.finished = True
-        self._response = None
-        self._emit({"type": "response.done", "response": done})
-
     # --- Plumbing --------------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
@@ -914,74 +635,6 @@ def _nth(events: list[Timestamped[JsonObject]], event_type: str, index: int) -> 
     """Return the index-th event of a type, if there are that many."""
     matching = [event for _, event in events if event.get("type") == event_type]
     return matching[index] if len(matching) > index else None
-
-
-async def _cancelled_within(response: _Response, seconds: float) -> bool:
-    """Wait up to seconds; return whether the response was cancelled meanwhile."""
-    if seconds <= 0:
-        await asyncio.sleep(0)
-        return response.cancelled.is_set()
-    try:
-        async with asyncio.timeout(seconds):
-            await response.cancelled.wait()
-    except TimeoutError:
-        return False
-    return True
-
-
-def _split(text: str, pieces: int) -> list[str]:
-    """Split a transcript into word deltas, or into exactly `pieces` deltas for a flood."""
-    if pieces <= 0:
-        return re.findall(r"\S+\s*", text) or [text]
-    size = max(1, -(-len(text) // pieces))
-    chunks = [text[start : start + size] for start in range(0, len(text), size)]
-    return chunks + [""] * (pieces - len(chunks))
-
-
-def _ignore_channel_opens(sctp: RTCSctpTransport) -> None:
-    """Make the peer's SCTP transport drop channel-open requests: no channel ever opens."""
-    # The fault lives below aiortc's API: DCEP is handled inside the SCTP transport.
-    receive = sctp._data_channel_receive
-
-    async def receive_all_but_opens(stream_id: int, pp_id: int, data: bytes) -> None:
-        if pp_id != WEBRTC_DCEP:
-            await receive(stream_id, pp_id, data)
-
-    sctp._data_channel_receive = receive_all_but_opens
-
-
-def _garbled(sdp: str) -> str:
-    """Cut an answer off in its audio section, as a broken proxy would."""
-    return sdp[: sdp.index("m=audio") + len("m=audio")]
-
-
-def _no_common_codec(sdp: str) -> str:
-    """Rewrite an answer so its audio offers only Speex, which no WebRTC client has."""
-    sdp = re.sub(r"(m=audio \d+ \S+)( \d+)+", r"\1 96", sdp)
-    sdp = re.sub(r"a=(rtpmap|fmtp|rtcp-fb):\d+ [^\r]*\r\n", "", sdp)
-    return sdp.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=rtpmap:96 speex/48000\r\n", 1)
-
-
-_BAD_ANSWERS: Final[dict[str, Callable[[str], str]]] = {
-    "garbled": _garbled,
-    "no_common_codec": _no_common_codec,
-}
-
-
-def _unreachable(sdp: str) -> str:
-    """Rewrite an answer so ICE can never succeed: other credentials, dead ports."""
-    sdp = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:dead", sdp)
-    sdp = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:deaddeaddeaddeaddeaddead", sdp)
-    return re.sub(r"(a=candidate:\S+ \d+ \S+ \d+ \S+) \d+", r"\1 9", sdp)
-
-
-def _within_limit(samples: Samples, response: _Response) -> tuple[Samples, bool]:
-    """Cut a reply's audio where its `max_output_tokens` ends; return it and whether it was cut."""
-    if response.max_output_tokens is None:
-        return samples, False
-    tokens = max(0, response.max_output_tokens - response.output_text)
-    keep = int(tokens / AUDIO_TOKENS_PER_OUTPUT_SECOND * RATE)
-    return (samples[:keep], True) if samples.size > keep else (samples, False)
 
 
 def _item_text(item: JsonObject) -> str:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+import re
+from typing import Final, Literal
+
+from aiortc import RTCIceTransport
+from aiortc.rtcsctptransport import WEBRTC_DCEP, RTCSctpTransport
 
 
 @dataclass(slots=True)
@@ -38,3 +43,57 @@ class Faults:
     """`POST …/hangup` closes the peer's DTLS at once, without an SCTP ABORT before it, and
     answers only then: the order of a peer built on pion (the Go WebRTC stack), whose client
     learns of the end from DTLS while its SCTP association still looks established."""
+    silent_between_replies: bool = False
+    """Send no RTP at all while no reply plays, as many WebRTC senders (pion's among them) do
+    when they have nothing to say; RTCP reports and consent checks go on as from any live peer."""
+
+
+# --- How the faults below aiortc's API are done ------------------------------------------
+
+
+def ignore_channel_opens(sctp: RTCSctpTransport) -> None:
+    """Make the peer's SCTP transport drop channel-open requests: no channel ever opens."""
+    # The fault lives below aiortc's API: DCEP is handled inside the SCTP transport.
+    receive = sctp._data_channel_receive
+
+    async def receive_all_but_opens(stream_id: int, pp_id: int, data: bytes) -> None:
+        if pp_id != WEBRTC_DCEP:
+            await receive(stream_id, pp_id, data)
+
+    sctp._data_channel_receive = receive_all_but_opens
+
+
+def garbled(sdp: str) -> str:
+    """Cut an answer off in its audio section, as a broken proxy would."""
+    return sdp[: sdp.index("m=audio") + len("m=audio")]
+
+
+def no_common_codec(sdp: str) -> str:
+    """Rewrite an answer so its audio offers only Speex, which no WebRTC client has."""
+    sdp = re.sub(r"(m=audio \d+ \S+)( \d+)+", r"\1 96", sdp)
+    sdp = re.sub(r"a=(rtpmap|fmtp|rtcp-fb):\d+ [^\r]*\r\n", "", sdp)
+    return sdp.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=rtpmap:96 speex/48000\r\n", 1)
+
+
+BAD_ANSWERS: Final[dict[str, Callable[[str], str]]] = {
+    "garbled": garbled,
+    "no_common_codec": no_common_codec,
+}
+
+
+def unreachable(sdp: str) -> str:
+    """Rewrite an answer so ICE can never succeed: other credentials, dead ports."""
+    sdp = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:dead", sdp)
+    sdp = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:deaddeaddeaddeaddeaddead", sdp)
+    return re.sub(r"(a=candidate:\S+ \d+ \S+ \d+ \S+) \d+", r"\1 9", sdp)
+
+
+def go_quiet(ice: RTCIceTransport) -> None:
+    """Drop every packet an ICE transport would send from now on (aioice's one way out)."""
+
+    async def dropped(*_args: object) -> None:
+        return None
+
+    connection = ice._connection
+    connection.send = dropped
+    connection.sendto = dropped

@@ -124,8 +124,11 @@ class PlaybackTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, *, silent_between_clips: bool = False) -> None:
+        """Play silence between clips, or nothing at all when silent_between_clips."""
         super().__init__()
+        self._silent_between_clips = silent_between_clips
+        self._has_clip = asyncio.Event()
         self._queue: deque[Clip] = deque()
         self._start: float | None = None
         self._timestamp = 0
@@ -139,6 +142,7 @@ class PlaybackTrack(MediaStreamTrack):
             clip.done.set()
         else:
             self._queue.append(clip)
+            self._has_clip.set()
         return clip
 
     def clear(self) -> bool:
@@ -169,6 +173,8 @@ class PlaybackTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self._frozen:
             await self._stopped.wait()
+        if self._silent_between_clips and not self._queue:
+            await self._wait_for_clip()
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
@@ -185,6 +191,19 @@ class PlaybackTrack(MediaStreamTrack):
         frame.sample_rate = RATE
         frame.time_base = Fraction(1, RATE)
         return frame
+
+    async def _wait_for_clip(self) -> None:
+        """Send nothing until a clip is queued (or the track stops); then go on in real time."""
+        self._has_clip.clear()
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        queued = asyncio.ensure_future(self._has_clip.wait())
+        try:
+            await asyncio.wait((stopped, queued), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            queued.cancel()
+        if self._start is not None:  # the pause is not audio to catch up on
+            self._start = time.monotonic() - self._timestamp / RATE
 
     def _next_samples(self) -> Samples:
         """Take one frame of samples from the queue, padding with silence."""

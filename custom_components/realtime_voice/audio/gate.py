@@ -78,10 +78,5 @@ class EchoGate:
             self._guarded_until = self._clock() + self._guard_seconds
         self._playing = playing
 
-    def reset(self) -> None:
-        """Forget everything, for a new session."""
-        self._assistant_speaking = self._playing = False
-        self._muted_until = self._guarded_until = 0.0
-
     def _start_tail(self) -> None:
         self._muted_until = self._clock() + self._tail_seconds

@@ -7,15 +7,14 @@ the peer and closes it on every path. aiortc camelCase stays inside this module.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 import json
 import logging
 import time
-from typing import Any, Final, Self
+from typing import Final, Self
 
 import aiohttp
 from aiortc import (
@@ -28,40 +27,37 @@ from aiortc import (
 )
 from aiortc.exceptions import OperationError
 
-from .errors import (
-    MODEL_ERROR_CODES,
-    AuthenticationError,
-    ConnectError,
-    ModelUnavailableError,
-    NotConnectedError,
-    ProtocolError,
-    QuotaError,
-    RateLimitError,
-    RealtimeError,
-)
-from .events import (
-    ErrorEvent,
-    JsonObject,
-    ResponseCreated,
-    ResponseDone,
-    ServerEvent,
-    SessionConfig,
-    SessionUpdated,
+from .client_events import (
+    function_call_output,
     output_audio_buffer_clear,
-    parse_server_event,
     response_cancel,
     response_create,
     session_update,
+    user_text,
 )
+from .errors import ConnectError, NotConnectedError, ProtocolError, RealtimeError
+from .events import (
+    ErrorEvent,
+    OutputAudioCleared,
+    OutputAudioStarted,
+    OutputAudioStopped,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SessionUpdated,
+    parse_server_event,
+)
+from .http import RealtimeHttp
 from .jitter import play_audio_on_arrival
+from .liveness import PeerWatchdog
+from .responses import ResponseRequest, ResponseTracker
+from .session_config import JsonObject, SessionConfig
 
 _LOGGER = logging.getLogger(__name__)
 
 CHANNEL_LABEL: Final = "oai-events"
 _SENT_EVENTS_REMEMBERED: Final = 256
 _RECEIVED_EVENTS_REMEMBERED: Final = 256
-_HANGUP_TIMEOUT: Final = 2.0
-_WATCHDOG_INTERVAL: Final = 1.0
 
 
 class CloseReason(StrEnum):
@@ -84,7 +80,11 @@ class Timeouts:
     channel: float = 5.0
     close: float = 5.0
     dead_peer: float = 15.0
-    """No RTP and no event for this long while connected means the peer is gone."""
+    """Nothing at all from the peer for this long (no RTP, RTCP or event) means it is gone.
+
+    A peer that is silent between replies still sends RTCP reports about our microphone's
+    stream every second or so; only a lost network stops those too.
+    """
 
 
 type EventHandler = Callable[[ServerEvent], None]
@@ -96,10 +96,8 @@ class RealtimeConnection:
 
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        http: RealtimeHttp,
         *,
-        base_url: str,
-        api_key: str,
         on_event: EventHandler,
         on_closed: ClosedHandler,
         timeouts: Timeouts,
@@ -107,8 +105,6 @@ class RealtimeConnection:
     ) -> None:
         """Prepare the peer; open() does the rest."""
         self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._api_key = api_key
         self._on_event = on_event
         self._on_closed = on_closed
         self._timeouts = timeouts
@@ -123,22 +119,20 @@ class RealtimeConnection:
         self._closing = False
         self._closed = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        self._watchdog: PeerWatchdog | None = None
         self._sent: OrderedDict[str, str] = OrderedDict()
         self._received: OrderedDict[str, None] = OrderedDict()
         self._session_updates: dict[str, asyncio.Future[JsonObject]] = {}
-        self._response_active = False
-        self._queued_responses: deque[JsonObject] = deque()
-        self._last_activity = time.monotonic()
+        self._responses = ResponseTracker()
         self._wire_callbacks()
 
     @classmethod
     async def open(
         cls,
-        http: aiohttp.ClientSession,
+        http: aiohttp.ClientSession | RealtimeHttp,
         *,
-        base_url: str,
-        api_key: str,
+        base_url: str = "",
+        api_key: str = "",
         session: SessionConfig,
         audio_track: MediaStreamTrack,
         on_event: EventHandler,
@@ -147,10 +141,10 @@ class RealtimeConnection:
         ice_servers: tuple[str, ...] = (),
     ) -> Self:
         """Create the call and return once the peer is connected and the channel open."""
+        if isinstance(http, aiohttp.ClientSession):
+            http = RealtimeHttp(http, base_url, api_key, (timeouts or Timeouts()).http)
         connection = cls(
             http,
-            base_url=base_url,
-            api_key=api_key,
             on_event=on_event,
             on_closed=on_closed,
             timeouts=timeouts or Timeouts(),
@@ -164,16 +158,24 @@ class RealtimeConnection:
         return connection
 
     @property
-    def response_active(self) -> bool:
-        """Return whether a response is being created or is running."""
-        return self._response_active
+    def busy(self) -> bool:
+        """Return whether a response is requested, running or queued, or audio is streaming."""
+        return self._responses.busy
 
     @property
     def is_closed(self) -> bool:
         """Return whether the connection has ended."""
         return self._closing
 
-    def send(self, event: JsonObject) -> str:
+    def spoke(self, response_id: str) -> bool:
+        """Return whether the response produced audio."""
+        return self._responses.spoke(response_id)
+
+    async def wait_quiet(self, seconds: float) -> bool:
+        """Wait, at most seconds, until no response runs or waits and no audio streams."""
+        return await self._responses.wait_quiet(seconds)
+
+    def _send(self, event: JsonObject) -> str:
         """Send a client event and return its event_id."""
         if self._closing or self._channel.readyState != "open":
             raise NotConnectedError("the Realtime data channel is not open")
@@ -188,7 +190,7 @@ class RealtimeConnection:
     async def update_session(self, config: SessionConfig) -> JsonObject:
         """Send `session.update`; return the effective session or raise ProtocolError."""
         future: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
-        event_id = self.send(session_update(config))
+        event_id = self._send(session_update(config))
         self._session_updates[event_id] = future
         try:
             async with asyncio.timeout(self._timeouts.channel):
@@ -198,30 +200,21 @@ class RealtimeConnection:
         finally:
             self._session_updates.pop(event_id, None)
 
-    def create_response(
-        self,
-        instructions: str | None = None,
-        *,
-        tools_allowed: bool = True,
-        max_output_tokens: int | None = None,
-    ) -> None:
-        """Ask for a response now, or right after the active one is done."""
-        event = response_create(
-            instructions, tools_allowed=tools_allowed, max_output_tokens=max_output_tokens
-        )
-        if self._response_active:
-            self._queued_responses.append(event)
-            return
-        self._response_active = True
-        self.send(event)
+    def create_response(self, request: ResponseRequest | None = None) -> None:
+        """Ask for a response now, or right after the running one is done."""
+        if (to_send := self._responses.request(request or ResponseRequest())) is not None:
+            self._send(response_create(to_send))
 
     def cancel_response(self) -> bool:
-        """Cancel the active response and the ones queued; return whether one was active."""
-        self._queued_responses.clear()
-        if not self._response_active:
+        """Cancel the running response and drop the queued ones; return whether one ran."""
+        if not self._responses.cancel():
             return False
-        self.send(response_cancel())
+        self._send(response_cancel())
         return True
+
+    def clear_output_audio(self) -> None:
+        """Drop the assistant's audio the server has not streamed yet (WebRTC only)."""
+        self._send(output_audio_buffer_clear())
 
     def interrupt(self) -> None:
         """Stop the assistant at once: cancel its response and cut the audio still streaming.
@@ -232,7 +225,15 @@ class RealtimeConnection:
         (harmless) and the clear is answered with `output_audio_buffer.cleared` again.
         """
         self.cancel_response()
-        self.send(output_audio_buffer_clear())
+        self.clear_output_audio()
+
+    def add_user_text(self, text: str) -> None:
+        """Add a text message of the user's to the conversation."""
+        self._send(user_text(text))
+
+    def send_function_output(self, call_id: str, output: str) -> None:
+        """Give the model the result of its function call."""
+        self._send(function_call_output(call_id, output))
 
     async def close(self, reason: CloseReason = CloseReason.CLIENT, detail: str = "") -> None:
         """Hang up and release the peer; idempotent and bounded in time."""
@@ -254,9 +255,10 @@ class RealtimeConnection:
         self._pc.addTrack(audio_track)
         play_audio_on_arrival(self._pc)
         await self._pc.setLocalDescription(await self._pc.createOffer())
-        answer = await self._post_offer(self._pc.localDescription.sdp, session)
+        call = await self._http.create_call(self._pc.localDescription.sdp, session)
+        self.call_id = call.call_id
         try:
-            await self._pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await self._pc.setRemoteDescription(RTCSessionDescription(call.answer, "answer"))
         except (ValueError, AssertionError, OperationError) as err:
             # aiortc's SDP parser asserts on malformed lines; no common codec is OperationError.
             raise ProtocolError(f"the server's SDP answer is invalid: {err}") from err
@@ -264,8 +266,7 @@ class RealtimeConnection:
         await self._wait(self._channel_open, self._timeouts.channel, "the event channel to open")
         if self.remote_audio is None:
             raise ProtocolError("the server's answer has no audio track")
-        self._last_activity = time.monotonic()
-        self._watchdog = asyncio.create_task(self._watch_peer(), name="realtime peer watchdog")
+        self._watchdog = PeerWatchdog(self._pc, self._timeouts.dead_peer, self._on_peer_lost)
 
     async def _wait(self, event: asyncio.Event, seconds: float, what: str) -> None:
         """Wait for a step; fail fast if the peer fails meanwhile."""
@@ -281,37 +282,6 @@ class RealtimeConnection:
             step.cancel()
         if not event.is_set():
             raise ConnectError(f"the connection failed while waiting for {what}")
-
-    async def _post_offer(self, sdp: str, session: SessionConfig) -> str:
-        """POST the offer to /v1/realtime/calls and return the SDP answer."""
-        url = f"{self._base_url}/v1/realtime/calls"
-        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/sdp"}
-        body: aiohttp.FormData | str
-        if self._api_key.startswith("ek_"):
-            # An ephemeral key carries its session: OpenAI takes raw SDP with it.
-            body, headers["Content-Type"] = sdp, "application/sdp"
-        else:
-            body = aiohttp.FormData()
-            body.add_field("sdp", sdp, content_type="application/sdp")
-            body.add_field(
-                "session", json.dumps(session.to_call_request()), content_type="application/json"
-            )
-        try:
-            async with (
-                asyncio.timeout(self._timeouts.http),
-                self._http.post(url, data=body, headers=headers) as response,
-            ):
-                text = await response.text()
-                if response.status not in (200, 201):
-                    raise http_error(response.status, text)
-                self.call_id = response.headers.get("Location", "").rsplit("/", 1)[-1] or None
-        except TimeoutError as err:
-            raise ConnectError(f"{url} did not answer within {self._timeouts.http:g} s") from err
-        except aiohttp.ClientError as err:
-            raise ConnectError(f"cannot reach {url}: {err}") from err
-        if not text.startswith("v=0"):
-            raise ProtocolError("the server's answer is not SDP")
-        return text
 
     # --- Events from aiortc ----------------------------------------------------------------
 
@@ -340,7 +310,8 @@ class RealtimeConnection:
 
     def _on_message(self, message: str | bytes) -> None:
         """Parse one channel message and hand it on; bad input is logged, never raised."""
-        self._last_activity = time.monotonic()
+        if self._watchdog is not None:
+            self._watchdog.heard()
         try:
             data = json.loads(message)
         except ValueError:
@@ -354,10 +325,10 @@ class RealtimeConnection:
         if self._repeated(event.event_id):
             _LOGGER.debug("Dropped a repeated Realtime event %s", event.event_id)
             return
-        if not self._track(event):
+        if (delivered := self._track(event)) is None:
             return
         try:
-            self._on_event(event)
+            self._on_event(delivered)
         except Exception:
             _LOGGER.exception("Error handling Realtime event %s", data.get("type"))
 
@@ -372,13 +343,17 @@ class RealtimeConnection:
             self._received.popitem(last=False)
         return False
 
-    def _track(self, event: ServerEvent) -> bool:
-        """Keep the bookkeeping current; return False to keep the event from the owner."""
+    def _track(self, event: ServerEvent) -> ServerEvent | None:
+        """Keep the bookkeeping current; return the event for the owner, or None to keep it."""
         match event:
             case ResponseCreated():
-                self._response_active = True
+                self._responses.created(event.response_id)
             case ResponseDone():
-                self._next_response()
+                self._send_next(self._responses.done(event.response_id))
+            case OutputAudioStarted():
+                self._responses.audio_started(event.response_id)
+            case OutputAudioStopped() | OutputAudioCleared():
+                self._responses.audio_ended()
             case SessionUpdated():
                 for future in self._session_updates.values():
                     if not future.done():
@@ -386,35 +361,30 @@ class RealtimeConnection:
                         break
             case ErrorEvent():
                 return self._on_error(event)
-        return True
+        return event
 
-    def _on_error(self, event: ErrorEvent) -> bool:
+    def _on_error(self, event: ErrorEvent) -> ErrorEvent | None:
         """Match an error to the client event that caused it."""
         sent_type = self._sent.get(event.client_event_id or "")
-        object.__setattr__(event, "client_event_type", sent_type)
-        if event.code == "conversation_already_has_active_response" and sent_type == (
-            "response.create"
-        ):
-            # The server started a response of its own (VAD) first: ours waits for it to end.
-            self._response_active = True
-            self._queued_responses.appendleft(response_create())
-            _LOGGER.debug("response.create deferred: a response is already active")
-            return False
+        event = replace(event, client_event_type=sent_type)
         if sent_type == "response.create":
-            self._next_response()  # the refused one is over: the queued ones must not wait
+            server_busy = event.code == "conversation_already_has_active_response"
+            self._send_next(self._responses.refused(server_busy=server_busy))
+            if server_busy:
+                # The server's VAD started a response first: ours waits for it, whole.
+                _LOGGER.debug("response.create deferred: a response is already active")
+                return None
         future = self._session_updates.get(event.client_event_id or "")
         if future is not None and not future.done():
             future.set_exception(ProtocolError(event.message, code=event.code))
         if event.code == "session_expired":
             self._close_soon(CloseReason.SESSION_EXPIRED, event.message)
-        return True
+        return event
 
-    def _next_response(self) -> None:
-        """End the active response: send the first queued response.create, if any."""
-        self._response_active = False
-        if self._queued_responses and not self._closing:
-            self._response_active = True
-            self.send(self._queued_responses.popleft())
+    def _send_next(self, request: ResponseRequest | None) -> None:
+        """Send the queued response the tracker let go, unless the call is ending."""
+        if request is not None and not self._closing:
+            self._send(response_create(request))
 
     # --- Ending ----------------------------------------------------------------------------
 
@@ -426,34 +396,8 @@ class RealtimeConnection:
             self.close(reason, detail), name="realtime connection close"
         )
 
-    async def _watch_peer(self) -> None:
-        """Close when neither RTP nor events arrived for Timeouts.dead_peer seconds.
-
-        aiortc never reports "disconnected": a vanished peer is noticed only by ICE consent
-        checks after about 30 s. OpenAI streams audio packets all the time, silence included.
-        """
-        packets = -1
-        while not self._closing:
-            await asyncio.sleep(_WATCHDOG_INTERVAL)
-            received = await self._packets_received()
-            if received != packets:
-                packets, self._last_activity = received, max(self._last_activity, time.monotonic())
-            idle = time.monotonic() - self._last_activity
-            if idle > self._timeouts.dead_peer:
-                self._close_soon(CloseReason.NETWORK_LOST, f"no audio or events for {idle:.0f} s")
-                return
-
-    async def _packets_received(self) -> int:
-        """Return the RTP packets received so far on every receiver."""
-        total = 0
-        for receiver in self._pc.getReceivers():
-            report = await receiver.getStats()
-            total += sum(
-                getattr(stats, "packetsReceived", 0)
-                for stats in report.values()
-                if stats.type == "inbound-rtp"
-            )
-        return total
+    def _on_peer_lost(self, quiet: float) -> None:
+        self._close_soon(CloseReason.NETWORK_LOST, f"nothing from the peer for {quiet:.0f} s")
 
     async def _teardown(self) -> None:
         """Stop the watchdog, close the peer, then hang up, each bounded.
@@ -463,14 +407,12 @@ class RealtimeConnection:
         would send its stream reset in a task of aiortc's that fails unseen.
         """
         self._closing = True
-        current = asyncio.current_task()
-        if self._watchdog is not None and self._watchdog is not current:
-            self._watchdog.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watchdog
+        if self._watchdog is not None:
+            await self._watchdog.stop()
         for future in self._session_updates.values():
             if not future.done():
                 future.set_exception(NotConnectedError("the connection closed"))
+        self._responses.reset()  # whoever waits for quiet waits no longer
         try:
             async with asyncio.timeout(self._timeouts.close):
                 await self._pc.close()
@@ -482,33 +424,7 @@ class RealtimeConnection:
         """Tell the server the call is over; best effort, it ends anyway when the peer goes."""
         if self.call_id is None:
             return
-        url = f"{self._base_url}/v1/realtime/calls/{self.call_id}/hangup"
         try:
-            async with (
-                asyncio.timeout(_HANGUP_TIMEOUT),
-                self._http.post(url, headers={"Authorization": f"Bearer {self._api_key}"}),
-            ):
-                pass
-        except (TimeoutError, aiohttp.ClientError) as err:
+            await self._http.hang_up(self.call_id)
+        except RealtimeError as err:
             _LOGGER.debug("Hang-up of %s failed: %s", self.call_id, err)
-
-
-def http_error(status: int, body: str) -> RealtimeError:
-    """Map an HTTP error answer (OpenAI's error envelope) to the client's error types."""
-    error: dict[str, Any] = {}
-    with suppress(ValueError, AttributeError):
-        error = json.loads(body).get("error") or {}
-    message = str(error.get("message") or f"HTTP {status}")
-    code = error.get("code")
-    kind: type[RealtimeError]
-    if status == 401:  # noqa: PLR2004 - HTTP statuses read best as numbers
-        kind = AuthenticationError
-    elif status == 429:  # noqa: PLR2004
-        kind = QuotaError if code == "insufficient_quota" else RateLimitError
-    elif status >= 500:  # noqa: PLR2004
-        kind = ConnectError
-    elif code in MODEL_ERROR_CODES:
-        kind = ModelUnavailableError
-    else:
-        kind = ProtocolError
-    return kind(message, code=code, status=status)

@@ -1,0 +1,1 @@
+"""Tests of the Realtime client library (`realtime/`), no Home Assistant."""
