@@ -81,8 +81,12 @@ def _first_time(events: list[tuple[float, dict[str, Any]]], event_type: str) -> 
 async def test_without_cancellation_the_echo_interrupts_the_reply(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, gain_db: float
 ) -> None:
-    """Full duplex on a plain speaker: the simulator's VAD takes the echo for the user."""
-    speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, 1)
+    """Full duplex on a plain speaker: the simulator's VAD takes the echo for the user.
+
+    Two replies: at -20 dB the echo is near the VAD's threshold, and on a starved machine the
+    loopback that carries it can drop a reply's worth of it (seen once at load 15 on 2 cores).
+    """
+    speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, 2)
     assert speech_starts >= 1
     assert diagnostics["mode"] == "full_duplex"
 
