@@ -25,6 +25,7 @@ from .audio import AudioDeviceError
 from .audio_link import AudioLink, AudioSettings
 from .budget import GOODBYE_MAX_OUTPUT_TOKENS
 from .const import LOGGER, EndReason
+from .prompts import goodbye_prompt, say_prompt
 from .realtime.connection import CloseReason, RealtimeConnection, Timeouts
 from .realtime.errors import NotConnectedError
 from .realtime.events import (
@@ -408,13 +409,3 @@ class Conversation:
             connection.create_response()
         elif follow_up is FollowUp.ANSWER_WITHOUT_TOOLS:
             connection.create_response(ResponseRequest(tools_allowed=False))
-
-
-def say_prompt(text: str) -> str:
-    """Return the instructions that make the assistant say text."""
-    return f"Say this to the user, in your own voice: {text}"
-
-
-def goodbye_prompt(text: str) -> str:
-    """Return the instructions that make the assistant say goodbye."""
-    return f"Say goodbye to the user with these words: {text}"

@@ -33,8 +33,9 @@ from .const import (
     LOGGER,
     EndReason,
 )
-from .conversation import Conversation, goodbye_prompt, say_prompt
+from .conversation import Conversation
 from .model_issues import ModelProblem, async_clear_refusal, async_raise
+from .prompts import goodbye_prompt, limit_goodbye_prompt, say_prompt
 from .realtime.errors import MODEL_ERROR_CODES, ModelUnavailableError
 from .realtime.events import InputTranscriptCompleted, ResponseDone
 from .settings import SessionSettings
@@ -322,7 +323,7 @@ class VoiceSession:
             return
         if (reached := self._limit_ahead(self._ledger.dearest_turn)) is not None:
             LOGGER.info("Ending the conversation: the %s spending limit is reached", reached.kind)
-            self.end_soon(conversation, EndReason.BUDGET, _limit_goodbye_prompt(reached))
+            self.end_soon(conversation, EndReason.BUDGET, limit_goodbye_prompt(reached))
 
     def _publish_usage(self) -> None:
         ledger = self._ledger
@@ -380,12 +381,3 @@ class VoiceSession:
         self.hass.bus.async_fire(
             event_type, {"entry_id": self.entry_id, "device_id": self._device_id(), **data}
         )
-
-
-def _limit_goodbye_prompt(reached: LimitReached) -> str:
-    """Return the instructions for the short goodbye at a spending limit."""
-    what = {"daily": "today's", "monthly": "this month's", "conversation": "this conversation's"}
-    return (
-        f"In one short sentence, tell the user that {what[reached.kind]} spending limit is "
-        "reached, and say goodbye."
-    )
