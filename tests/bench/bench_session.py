@@ -82,6 +82,7 @@ from tests.virtual_audio import (
     write_wav,
 )
 
+from .chromium import browser_phase
 from .cost import LONGER, estimates
 from .report import Metric, distribution, write
 
@@ -90,9 +91,9 @@ pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "soc
 QUICK = os.environ.get("RV_BENCH_QUICK") == "1"
 BACKEND = os.environ.get("RV_BENCH_BACKEND", "pulse")
 OUTPUT = Path(os.environ.get("RV_BENCH_OUTPUT", "bench-results.json"))
-PHASES = os.environ.get("RV_BENCH_PHASES", "duplex,latency,barge_in,tools,echo,cycles,cost").split(
-    ","
-)
+PHASES = os.environ.get(
+    "RV_BENCH_PHASES", "duplex,latency,barge_in,tools,echo,cycles,browser,cost"
+).split(",")
 
 CPU_SECONDS = 5.0 if QUICK else 15.0
 LAG_SECONDS = 5.0 if QUICK else 15.0
@@ -949,6 +950,7 @@ async def test_bench(hass: HomeAssistant, tmp_path: Path) -> None:
         await bench.action("end_conversation")
         await _phase(bench, "echo", echo_phase)
         await _phase(bench, "cycles", cycles_phase)
+        await _phase(bench, "browser", browser_phase)
         await _phase(bench, "cost", cost_phase)
         assert await hass.config_entries.async_unload(entry.entry_id)
     write(OUTPUT, bench.metrics, bench.info)
