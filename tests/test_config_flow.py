@@ -16,6 +16,7 @@ from homeassistant.helpers.selector import SelectOptionDict, SelectSelector
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice import options as box_options
 from custom_components.realtime_voice.audio import libpulse
 from custom_components.realtime_voice.budget import BudgetLimits
 from custom_components.realtime_voice.const import (
@@ -76,6 +77,14 @@ def _unexplained(result: ConfigFlowResult, flow: str = "config") -> list[str]:
     return missing
 
 
+def _sections(chosen: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Return chosen options as the sectioned form sends them (every section, maybe empty)."""
+    form: dict[str, dict[str, object]] = {part.value: {} for part in box_options.Section}
+    for key, chosen_value in chosen.items():
+        form[box_options.BY_KEY[key].section.value][key] = chosen_value
+    return form
+
+
 def _select_options(result: ConfigFlowResult, field: str) -> list[SelectOptionDict]:
     """Return the options a select field of a form offers."""
     validator = next(v for k, v in result["data_schema"].schema.items() if k == field)
@@ -119,6 +128,7 @@ async def test_the_whole_flow_creates_a_box(hass: HomeAssistant, simulator: Simu
     model = next(key for key in result["data_schema"].schema if key == CONF_MODEL)
     offered = result["data_schema"].schema[model].config["options"]
     assert model.default() == "gpt-realtime-2.1-mini"
+    assert model.description == {"suggested_value": "gpt-realtime-2.1-mini"}
     assert offered[:2] == [
         "gpt-realtime-2.1-mini",
         "gpt-realtime-2.1",
@@ -322,26 +332,28 @@ async def test_options_apply_to_the_next_conversation(
     assert _unexplained(result, "options") == []
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {
-            CONF_INSTRUCTIONS: "Speak like a pirate.",
-            CONF_VOICE: "ash",
-            CONF_MODEL: "gpt-realtime-2.1",
-            CONF_REASONING_EFFORT: "minimal",
-            CONF_IDLE_TIMEOUT: 12,
-            CONF_MAX_DURATION: 55,
-            "duplex": "full",
-            "turn_detection": "semantic_vad",
-            "vad_eagerness": "low",
-            CONF_ALLOW_RISKY_ACTIONS: True,
-            CONF_CONFIRM_RISKY_ACTIONS: False,
-            "tool_timeout": 5,
-            "max_tool_calls": 3,
-            CONF_CONTEXT_LIMIT: 8000,
-            CONF_RETENTION_RATIO: 0.6,
-            CONF_BUDGET_DAILY: 1.5,
-            CONF_BUDGET_MONTHLY: 20,
-            CONF_PRICES: {"audio": {"output": 50}},
-        },
+        _sections(
+            {
+                CONF_INSTRUCTIONS: "Speak like a pirate.",
+                CONF_VOICE: "ash",
+                CONF_MODEL: "gpt-realtime-2.1",
+                CONF_REASONING_EFFORT: "minimal",
+                CONF_IDLE_TIMEOUT: 12,
+                CONF_MAX_DURATION: 55,
+                "duplex": "full",
+                "turn_detection": "semantic_vad",
+                "vad_eagerness": "low",
+                CONF_ALLOW_RISKY_ACTIONS: True,
+                CONF_CONFIRM_RISKY_ACTIONS: False,
+                "tool_timeout": 5,
+                "max_tool_calls": 3,
+                CONF_CONTEXT_LIMIT: 8000,
+                CONF_RETENTION_RATIO: 0.6,
+                CONF_BUDGET_DAILY: 1.5,
+                CONF_BUDGET_MONTHLY: 20,
+                CONF_PRICES: {"audio": {"output": 50}},
+            }
+        ),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -372,10 +384,11 @@ async def test_an_emptied_transcription_model_switches_transcription_off(
     entry = _entry(simulator)
     async with running_box(hass, entry):
         result = await hass.config_entries.options.async_init(entry.entry_id)
-        field = next(k for k in result["data_schema"].schema if k == CONF_TRANSCRIPTION_MODEL)
+        listening = result["data_schema"].schema["listening"].schema.schema
+        field = next(k for k in listening if k == CONF_TRANSCRIPTION_MODEL)
         assert field.description == {"suggested_value": "gpt-4o-mini-transcribe"}
         result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_VOICE: "marin", CONF_MODEL: "gpt-realtime"}
+            result["flow_id"], _sections({CONF_VOICE: "marin", CONF_MODEL: "gpt-realtime"})
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()
@@ -399,10 +412,10 @@ async def test_invalid_price_overrides_are_a_form_error(
     """The overrides are checked: the form says what is wrong and nothing is stored."""
     entry, result = await _options(hass, simulator)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_PRICES: {"audio": {"ouput": 50}}}
+        result["flow_id"], _sections({CONF_PRICES: {"audio": {"ouput": 50}}})
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_PRICES: "invalid_prices"}
+    assert result["errors"] == {"base": "invalid_prices"}
     assert result["description_placeholders"] == {"problem": "unknown price audio.ouput"}
     assert CONF_PRICES not in entry.options
 
@@ -439,7 +452,7 @@ async def test_max_duration_cannot_pass_55_minutes(
     _, result = await _options(hass, simulator)
     with pytest.raises(InvalidData, match="max_duration"):
         await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_MAX_DURATION: 90}
+            result["flow_id"], _sections({CONF_MAX_DURATION: 90})
         )
 
 

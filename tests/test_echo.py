@@ -84,7 +84,7 @@ async def test_without_cancellation_the_echo_interrupts_the_reply(
     """Full duplex on a plain speaker: the simulator's VAD takes the echo for the user."""
     speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, 1)
     assert speech_starts >= 1
-    assert diagnostics["mode"] == "full_duplex"
+    assert diagnostics["mode"] == "full"
 
 
 @pytest.mark.parametrize("box", ["echo_cancellation"], indirect=True)
@@ -144,7 +144,7 @@ async def test_without_the_library_half_duplex_and_a_repair_issue(
     with patch.dict(sys.modules, {LIBRARY: None}):
         await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
     session = box.runtime_data.session
-    assert session.audio_diagnostics()["mode"] == "half_duplex"
+    assert session.audio_diagnostics()["mode"] == "half"
     assert session.audio_diagnostics()["processing"] is None
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable")
     assert issue is not None

@@ -28,7 +28,7 @@ from PIL import Image
 import probatio
 import pytest
 
-from custom_components.realtime_voice import config_flow, translated_errors
+from custom_components.realtime_voice import config_flow, options, translated_errors
 from custom_components.realtime_voice.binary_sensor import BINARY_SENSORS
 from custom_components.realtime_voice.budget import LimitKind
 from custom_components.realtime_voice.button import BUTTONS
@@ -795,11 +795,20 @@ def test_config_flow_scan_catches_a_missing_step() -> None:
     assert not used["config.step"] <= STRINGS["config"]["step"].keys()
 
 
-def test_select_selectors_with_translation_keys_are_translated() -> None:
-    """A select's translation_key points at strings.selector, with a label for each option."""
+def test_select_selectors_with_translation_keys_are_translated(hass: HomeAssistant) -> None:
+    """A select's translation_key points at strings.selector, with a label for each option.
+
+    Checked on the persona step and on every section of the options form.
+    """
+    context = options.FormContext(hass)
+    schemas = [
+        config_flow.persona_schema(context),
+        *(part.schema for part in options.form_schema(context).schema.values()),
+    ]
     selects = [
         validator
-        for validator in config_flow.persona_schema(()).schema.values()
+        for schema in schemas
+        for validator in schema.schema.values()
         if isinstance(validator, selector.SelectSelector)
     ]
     assert selects
@@ -809,8 +818,8 @@ def test_select_selectors_with_translation_keys_are_translated() -> None:
             continue
         labels = STRINGS["selector"].get(key, {}).get("options", {})
         # An option that is no valid translation key (a dotted model id) shows as itself.
-        options = {option for option in select.config["options"] if TRANSLATION_KEY.match(option)}
-        assert options <= labels.keys(), f"{key}: {options - labels.keys()}"
+        offered = {option for option in select.config["options"] if TRANSLATION_KEY.match(option)}
+        assert offered <= labels.keys(), f"{key}: {offered - labels.keys()}"
 
 
 # --- Brand images -------------------------------------------------------------------------------

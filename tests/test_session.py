@@ -14,6 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice.audio import DuplexMode
 from custom_components.realtime_voice.const import (
     CONF_IDLE_TIMEOUT,
     CONF_MAX_DURATION,
@@ -21,7 +22,6 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     EVENT_TRANSCRIPT,
-    Duplex,
 )
 
 from .integration import (
@@ -304,7 +304,7 @@ async def test_full_duplex_barge_in_silences_the_speaker(
 ) -> None:
     """In full duplex the user can talk over the assistant: its reply stops at once."""
     session = box.runtime_data.session
-    session.apply_settings(replace(session.settings, duplex=Duplex.FULL))
+    session.apply_settings(replace(session.settings, duplex=DuplexMode.FULL))
     simulator.script(Reply("Here is a very long story that goes on and on " * 6))
     assistant = StateHistory(hass, ASSISTANT_SPEAKING)
     state = StateHistory(hass, STATE)

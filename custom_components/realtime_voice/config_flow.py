@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, override
+from collections.abc import Mapping
+from typing import Any, override
 
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
@@ -12,19 +12,11 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlow,
 )
-from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
-from homeassistant.helpers import llm
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
-    BooleanSelector,
-    EntitySelector,
-    EntitySelectorConfig,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    ObjectSelector,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -35,109 +27,45 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
+from . import options
+from .audio import DEFAULT_DEVICE
 from .audio_link import DeviceLabels, async_list_devices
 from .const import (
-    CONF_ALLOW_RISKY_ACTIONS,
-    CONF_ALLOWED_ACTIONS,
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
-    CONF_BUDGET_CONVERSATION,
-    CONF_BUDGET_DAILY,
-    CONF_BUDGET_MONTHLY,
-    CONF_CONFIRM_RISKY_ACTIONS,
-    CONF_CONTEXT_LIMIT,
-    CONF_DUPLEX,
-    CONF_GREETING,
-    CONF_HIGH_PASS_FILTER,
-    CONF_IDLE_TIMEOUT,
     CONF_INPUT_DEVICE,
     CONF_INSTRUCTIONS,
-    CONF_MAX_DURATION,
-    CONF_MAX_TOOL_CALLS,
     CONF_MODEL,
-    CONF_NOISE_REDUCTION,
-    CONF_NOISE_SUPPRESSION,
     CONF_OUTPUT_DEVICE,
     CONF_PRICES,
-    CONF_REASONING_EFFORT,
-    CONF_RETENTION_RATIO,
-    CONF_RISKY_ENTITIES,
-    CONF_TOOL_TIMEOUT,
-    CONF_TRANSCRIPTION_LANGUAGE,
-    CONF_TRANSCRIPTION_MODEL,
-    CONF_TURN_DETECTION,
-    CONF_USER_TOOLS,
-    CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_BASE_URL,
-    DEFAULT_DEVICE,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_INSTRUCTIONS,
-    DEFAULT_MAX_DURATION,
-    DEFAULT_MAX_TOOL_CALLS,
-    DEFAULT_MODEL,
-    DEFAULT_NOISE_REDUCTION,
-    DEFAULT_RETENTION_RATIO,
-    DEFAULT_TOOL_TIMEOUT,
-    DEFAULT_TRANSCRIPTION_MODEL,
-    DEFAULT_VOICE,
     DOMAIN,
     LOGGER,
-    MAX_MAX_DURATION,
-    NOISE_REDUCTIONS,
     AudioBackendChoice,
-    Duplex,
 )
 from .models import RealtimeVoiceConfigEntry
-from .models_catalog import CURRENT_MODELS, realtime_models
 from .pricing import parse_price_overrides
 from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
-from .realtime.events import REASONING_EFFORTS, VOICES
 from .realtime.keys import ModelInfo, check_api_key
-
-if TYPE_CHECKING:
-    from .models import RealtimeVoiceConfigEntry
 
 ADVANCED = "advanced"
 TITLE = "Realtime Voice"
-_MULTILINE = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multiline=True))
-
-
-def _select(
-    options: list[str] | tuple[str, ...], key: str | None, *, custom: bool = False
-) -> SelectSelector:
-    """Offer a dropdown; key names the translations of its labels, None shows the values."""
-    config = SelectSelectorConfig(
-        options=list(options), custom_value=custom, mode=SelectSelectorMode.DROPDOWN
+_BACKENDS = SelectSelector(
+    SelectSelectorConfig(
+        options=[choice.value for choice in AudioBackendChoice],
+        mode=SelectSelectorMode.DROPDOWN,
+        translation_key=CONF_AUDIO_BACKEND,
     )
-    if key:
-        config["translation_key"] = key
-    return SelectSelector(config)
+)
 
 
-def _number(low: float, high: float, step: float, unit: str | None = None) -> NumberSelector:
-    config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
-    if unit:
-        config["unit_of_measurement"] = unit
-    return NumberSelector(config)
-
-
-def _models(listed: Iterable[ModelInfo]) -> SelectSelector:
-    """Offer the account's Realtime models, current first; any other id may be typed."""
-    ids = [info.id for info in realtime_models(listed)] or list(CURRENT_MODELS)
-    return _select(ids, None, custom=True)
-
-
-def persona_schema(listed: Iterable[ModelInfo]) -> probatio.Schema:
+def persona_schema(context: options.FormContext) -> probatio.Schema:
     """Return the persona step: instructions, voice, the account's models, audio library."""
     return probatio.Schema(
         {
-            probatio.Required(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
-            probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
-            probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _models(listed),
-            probatio.Required(CONF_AUDIO_BACKEND, default=AudioBackendChoice.AUTO): _select(
-                [choice.value for choice in AudioBackendChoice], CONF_AUDIO_BACKEND
-            ),
+            **options.fields(context, (CONF_INSTRUCTIONS, CONF_VOICE, CONF_MODEL)),
+            probatio.Required(CONF_AUDIO_BACKEND, default=AudioBackendChoice.AUTO): _BACKENDS,
         }
     )
 
@@ -210,7 +138,10 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             self._data[CONF_AUDIO_BACKEND] = user_input.pop(CONF_AUDIO_BACKEND)
             self._options = user_input
             return await self.async_step_audio()
-        return self.async_show_form(step_id="persona", data_schema=persona_schema(self._listed))
+        schema = self.add_suggested_values_to_schema(
+            persona_schema(options.FormContext(self.hass, self._listed)), options.defaults()
+        )
+        return self.async_show_form(step_id="persona", data_schema=schema)
 
     async def async_step_audio(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the microphone and the speaker."""
@@ -226,7 +157,7 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_create_entry(
                 title=_box_title(data, self._device_labels),
                 data=data,
-                options=_default_options(self._options),
+                options={**options.defaults(), **self._options},
             )
         schema = await self._device_schema(self._data.get(CONF_AUDIO_BACKEND))
         return self.async_show_form(step_id="audio", data_schema=schema)
@@ -276,7 +207,7 @@ class RealtimeVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
                 probatio.Required(
                     CONF_AUDIO_BACKEND,
                     default=entry.data.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO),
-                ): _select([choice.value for choice in AudioBackendChoice], CONF_AUDIO_BACKEND),
+                ): _BACKENDS,
             }
         )
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
@@ -324,41 +255,26 @@ def _box_title(data: Mapping[str, Any], labels: DeviceLabels) -> str:
     return f"{TITLE} ({' / '.join(unique)})" if unique else TITLE
 
 
-def _default_options(persona: dict[str, Any]) -> dict[str, Any]:
-    """Return the options of a new entry: the persona given, safe defaults for the rest."""
-    return {
-        CONF_IDLE_TIMEOUT: DEFAULT_IDLE_TIMEOUT,
-        CONF_MAX_DURATION: DEFAULT_MAX_DURATION,
-        CONF_DUPLEX: Duplex.ECHO_CANCELLATION,
-        CONF_TURN_DETECTION: "server_vad",
-        CONF_TRANSCRIPTION_MODEL: DEFAULT_TRANSCRIPTION_MODEL,
-        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-        CONF_ALLOW_RISKY_ACTIONS: False,
-        CONF_CONFIRM_RISKY_ACTIONS: True,
-        **persona,
-    }
-
-
 class RealtimeVoiceOptionsFlow(OptionsFlow):
-    """Everything but the key; applies from the next conversation on."""
+    """Everything but the key, in sections; applies from the next conversation on."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show every option with its current value; check the price overrides."""
         errors: dict[str, str] = {}
         problem = ""
         if user_input is not None:
+            chosen = options.from_form(user_input)
             try:
-                parse_price_overrides(user_input.get(CONF_PRICES))
+                parse_price_overrides(chosen.get(CONF_PRICES))
             except ValueError as err:
-                errors[CONF_PRICES], problem = "invalid_prices", str(err)
+                errors["base"], problem = "invalid_prices", str(err)
             else:
-                # A field emptied in the form arrives missing; for the transcription model that
-                # means off (stored as ""), not the default again.
-                return self.async_create_entry(data={CONF_TRANSCRIPTION_MODEL: "", **user_input})
+                return self.async_create_entry(data=chosen)
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                self._schema(), user_input or {**_default_options({}), **self.config_entry.options}
+                options.form_schema(options.FormContext(self.hass, self._listed())),
+                user_input or options.by_section(self.config_entry.options),
             ),
             errors=errors,
             description_placeholders={"problem": problem},
@@ -368,70 +284,3 @@ class RealtimeVoiceOptionsFlow(OptionsFlow):
         """Return the models the account listed when the box was set up or last checked."""
         entry: RealtimeVoiceConfigEntry = self.config_entry
         return entry.runtime_data.models if entry.state is ConfigEntryState.LOADED else ()
-
-    def _schema(self) -> probatio.Schema:
-        apis = [
-            SelectOptionDict(value=api.id, label=api.name) for api in llm.async_get_apis(self.hass)
-        ]
-        return probatio.Schema(
-            {
-                probatio.Optional(CONF_INSTRUCTIONS, default=DEFAULT_INSTRUCTIONS): _MULTILINE,
-                probatio.Required(CONF_VOICE, default=DEFAULT_VOICE): _select(VOICES, CONF_VOICE),
-                probatio.Required(CONF_MODEL, default=DEFAULT_MODEL): _models(self._listed()),
-                probatio.Optional(CONF_REASONING_EFFORT, default="auto"): _select(
-                    ["auto", *REASONING_EFFORTS], CONF_REASONING_EFFORT
-                ),
-                probatio.Optional(CONF_GREETING): str,
-                probatio.Required(CONF_IDLE_TIMEOUT, default=DEFAULT_IDLE_TIMEOUT): _number(
-                    5, 600, 1, "s"
-                ),
-                probatio.Required(CONF_MAX_DURATION, default=DEFAULT_MAX_DURATION): _number(
-                    1, MAX_MAX_DURATION, 1, "min"
-                ),
-                probatio.Required(CONF_DUPLEX, default=Duplex.ECHO_CANCELLATION): _select(
-                    [choice.value for choice in Duplex], CONF_DUPLEX
-                ),
-                probatio.Required(CONF_NOISE_SUPPRESSION, default=True): BooleanSelector(),
-                probatio.Required(CONF_HIGH_PASS_FILTER, default=True): BooleanSelector(),
-                probatio.Required(CONF_NOISE_REDUCTION, default=DEFAULT_NOISE_REDUCTION): _select(
-                    NOISE_REDUCTIONS, CONF_NOISE_REDUCTION
-                ),
-                probatio.Required(CONF_TURN_DETECTION, default="server_vad"): _select(
-                    ["server_vad", "semantic_vad"], CONF_TURN_DETECTION
-                ),
-                probatio.Optional(CONF_VAD_EAGERNESS, default="auto"): _select(
-                    ["auto", "low", "medium", "high"], CONF_VAD_EAGERNESS
-                ),
-                probatio.Optional(CONF_TRANSCRIPTION_MODEL): str,
-                probatio.Optional(CONF_TRANSCRIPTION_LANGUAGE): str,
-                probatio.Optional(CONF_LLM_HASS_API): SelectSelector(
-                    SelectSelectorConfig(options=apis, multiple=True)
-                ),
-                probatio.Required(CONF_ALLOW_RISKY_ACTIONS, default=False): BooleanSelector(),
-                probatio.Required(CONF_CONFIRM_RISKY_ACTIONS, default=True): BooleanSelector(),
-                probatio.Optional(CONF_RISKY_ENTITIES): EntitySelector(
-                    EntitySelectorConfig(multiple=True)
-                ),
-                probatio.Optional(CONF_USER_TOOLS): ObjectSelector(),
-                probatio.Optional(CONF_ALLOWED_ACTIONS): TextSelector(
-                    TextSelectorConfig(multiple=True)
-                ),
-                probatio.Required(CONF_TOOL_TIMEOUT, default=DEFAULT_TOOL_TIMEOUT): _number(
-                    1, 60, 1, "s"
-                ),
-                probatio.Required(CONF_MAX_TOOL_CALLS, default=DEFAULT_MAX_TOOL_CALLS): _number(
-                    1, 20, 1
-                ),
-                probatio.Optional(CONF_CONTEXT_LIMIT, default=0): _number(
-                    0, 120_000, 500, "tokens"
-                ),
-                probatio.Optional(CONF_RETENTION_RATIO, default=DEFAULT_RETENTION_RATIO): _number(
-                    0.1, 1, 0.05
-                ),
-                **{
-                    probatio.Optional(key): _number(0, 10_000, 0.01, "USD")
-                    for key in (CONF_BUDGET_DAILY, CONF_BUDGET_MONTHLY, CONF_BUDGET_CONVERSATION)
-                },
-                probatio.Optional(CONF_PRICES): ObjectSelector(),
-            }
-        )

@@ -55,6 +55,7 @@ import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice.audio import DuplexMode
 from custom_components.realtime_voice.audio.libpulse import PulseStream
 from custom_components.realtime_voice.audio.tracks import SpeakerSink
 from custom_components.realtime_voice.const import (
@@ -67,7 +68,6 @@ from custom_components.realtime_voice.const import (
     CONF_TOOL_TIMEOUT,
     DOMAIN,
     EVENT_SESSION_STARTED,
-    Duplex,
 )
 from tests.audio_helpers import MonitorClock, audio_frame
 from tests.virtual_audio import (
@@ -580,8 +580,10 @@ async def echo_phase(bench: Bench) -> None:
     try:
         for gain_db in ECHO_LEVELS_DB:
             with acoustic_echo(gain_db):
-                without = await _echo_energies(bench, Duplex.FULL, ECHO_REPLIES_WITHOUT)
-                with_aec = await _echo_energies(bench, Duplex.ECHO_CANCELLATION, ECHO_REPLIES_WITH)
+                without = await _echo_energies(bench, DuplexMode.FULL, ECHO_REPLIES_WITHOUT)
+                with_aec = await _echo_energies(
+                    bench, DuplexMode.ECHO_CANCELLATION, ECHO_REPLIES_WITH
+                )
                 barge_ins = await _barge_ins_over_echo(bench, wav)
             cpu.append(with_aec.cpu_per_audio_second)
             _echo_metrics(bench, gain_db, without, with_aec, barge_ins)
@@ -613,7 +615,7 @@ class _EchoRun:
     processing: dict[str, Any]
 
 
-async def _conversation(bench: Bench, duplex: Duplex) -> float:
+async def _conversation(bench: Bench, duplex: DuplexMode) -> float:
     """Start a conversation in a duplex mode; return when."""
     session = bench.session
     session.apply_settings(dataclasses.replace(session.settings, duplex=duplex))
@@ -623,14 +625,14 @@ async def _conversation(bench: Bench, duplex: Duplex) -> float:
     return since
 
 
-async def _echo_energies(bench: Bench, duplex: Duplex, replies: int) -> _EchoRun:
+async def _echo_energies(bench: Bench, duplex: DuplexMode, replies: int) -> _EchoRun:
     """Have the assistant answer `replies` times; measure what reached the wire meanwhile.
 
     Without cancellation (full duplex) the simulator's VAD is off, or the echo would cut every
     reply short; with it, the VAD runs and every speech_started is a false barge-in.
     """
     since = await _conversation(bench, duplex)
-    if duplex is Duplex.FULL:
+    if duplex is DuplexMode.FULL:
         await bench.sim("vad", on=False)
     await bench.sim("script", turns=[["reply", ECHO_REPLY]] * replies)
     ended = "output_audio_buffer.stopped|output_audio_buffer.cleared"
@@ -663,7 +665,7 @@ async def _barge_ins_over_echo(bench: Bench, wav: Path) -> list[float | None]:
 
     None where the simulator did not hear the user start.
     """
-    since = await _conversation(bench, Duplex.ECHO_CANCELLATION)
+    since = await _conversation(bench, DuplexMode.ECHO_CANCELLATION)
     talked: list[float] = []
     with MonitorClock(SPEAKER_MONITOR) as speaker_ref:
         for _ in range(ECHO_BARGE_INS):
