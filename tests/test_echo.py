@@ -27,7 +27,15 @@ from custom_components.realtime_voice.const import (
     DOMAIN,
 )
 
-from .integration import ASSISTANT_SPEAKING, StateHistory, box_entry, running_box, speak_into_mic
+from .integration import (
+    ASSISTANT_SPEAKING,
+    StateHistory,
+    box_entry,
+    box_session,
+    change_box,
+    running_box,
+    speak_into_mic,
+)
 from .simulator import Reply, Simulator
 from .virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
 
@@ -63,7 +71,7 @@ async def _replies_with_echo(
             await hass.services.async_call(DOMAIN, "send_text", {"text": "Story!"}, blocking=True)
             await assistant.wait_for("on")
             await assistant.until(lambda: assistant.states[-1] == "off", timeout=20)
-    diagnostics = box.runtime_data.session.audio_diagnostics()
+    diagnostics = box_session(box).audio_diagnostics()
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
     return _count(call.server_events, "input_audio_buffer.speech_started"), diagnostics
 
@@ -143,7 +151,7 @@ async def test_without_the_library_half_duplex_and_a_repair_issue(
     # without it (the one stand-in of this file).
     with patch.dict(sys.modules, {LIBRARY: None}):
         await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
-    session = box.runtime_data.session
+    session = box_session(box)
     assert session.audio_diagnostics()["mode"] == "half"
     assert session.audio_diagnostics()["processing"] is None
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable")
@@ -175,9 +183,7 @@ async def test_openai_noise_reduction_follows_the_option(
 ) -> None:
     """audio.input.noise_reduction in the GA shape (the simulator checks it with the SDK)."""
     if noise_reduction is not None:
-        hass.config_entries.async_update_entry(
-            box, options={**box.options, CONF_NOISE_REDUCTION: noise_reduction}
-        )
+        change_box(hass, box, **{CONF_NOISE_REDUCTION: noise_reduction})
         await hass.async_block_till_done()
     await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
     call = simulator.calls[-1]

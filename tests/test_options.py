@@ -73,13 +73,13 @@ def test_every_option_has_a_changed_value() -> None:
 def test_every_option_reaches_the_settings_field_it_names(option: Option) -> None:
     """Stored, an option changes its field; unset, the field has the table's default."""
     companion = COMPANIONS.get(option.key, {})
-    before = SessionSettings.from_entry(ENTRY_DATA, companion)
-    after = SessionSettings.from_entry(ENTRY_DATA, {**companion, option.key: CHANGED[option.key]})
+    before = SessionSettings.from_box(ENTRY_DATA, companion)
+    after = SessionSettings.from_box(ENTRY_DATA, {**companion, option.key: CHANGED[option.key]})
     assert _field(after, option.feeds) != _field(before, option.feeds)
 
 
 def test_the_defaults_stored_equal_nothing_stored() -> None:
     """A new box stores the defaults: its settings are those of a box that stores nothing."""
-    assert SessionSettings.from_entry(ENTRY_DATA, defaults()) == SessionSettings.from_entry(
+    assert SessionSettings.from_box(ENTRY_DATA, defaults()) == SessionSettings.from_box(
         ENTRY_DATA, {}
     )

@@ -36,7 +36,7 @@ from .audio.echo import (
     check_library,
 )
 from .audio.tracks import MicrophoneTrack, SpeakerSink
-from .const import AudioBackendChoice
+from .const import AudioBackendChoice, Box
 from .translated_errors import note_echo_cancellation
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ class AudioLink:
         settings: AudioSettings,
         on_device_lost: DeviceLostHandler,
         start_task: TaskStarter,
+        *,
+        box: Box,
     ) -> AudioLink:
         """Open the speaker and the microphone; release both if either fails."""
         backend = await hass.async_add_executor_job(_load_backend, settings.backend)
@@ -166,7 +168,7 @@ class AudioLink:
             await hass.async_add_executor_job(backend.close)
             raise
         if settings.duplex is DuplexMode.ECHO_CANCELLATION:
-            note_echo_cancellation(hass, unavailable)
+            note_echo_cancellation(hass, box, unavailable)
         return cls(
             hass,
             backend,

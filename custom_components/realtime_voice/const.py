@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 import logging
-from typing import Final
+from typing import Final, NamedTuple
 
 from .models_catalog import RECOMMENDED_MODEL
 
@@ -19,8 +19,11 @@ DEFAULT_INSTRUCTIONS: Final = (
     "sentences, in the language the user speaks. When the user says goodbye, call end_session."
 )
 
-# Entry data (set up once, changed only by reauth / reconfigure).
+# Entry data: the OpenAI account (changed by reauth / reconfigure).
 CONF_BASE_URL: Final = "base_url"
+
+# Box data (a config subentry per box): the audio library and devices, and the options below.
+SUBENTRY_BOX: Final = "box"
 CONF_AUDIO_BACKEND: Final = "audio_backend"
 CONF_INPUT_DEVICE: Final = "input_device"
 CONF_OUTPUT_DEVICE: Final = "output_device"
@@ -56,6 +59,13 @@ CONF_BUDGET_MONTHLY: Final = "budget_monthly"
 CONF_BUDGET_CONVERSATION: Final = "budget_conversation"
 
 MAX_MAX_DURATION: Final = 55  # minutes: OpenAI ends every session at 60
+
+
+class Box(NamedTuple):
+    """Which box: its config subentry's id, and the title people know it by."""
+
+    id: str
+    title: str
 
 
 class AudioBackendChoice(StrEnum):

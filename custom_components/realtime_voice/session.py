@@ -36,6 +36,7 @@ from .const import (
     EVENT_TRANSCRIPT,
     EVENT_USAGE,
     LOGGER,
+    Box,
     EndReason,
 )
 from .model_issues import ModelProblem, async_clear_refusal, async_raise
@@ -84,6 +85,7 @@ class VoiceSession:
         hass: HomeAssistant,
         *,
         entry: ConfigEntry,
+        box: Box,
         device_id: Callable[[], str | None],
         settings: SessionSettings,
         http: aiohttp.ClientSession,
@@ -94,6 +96,7 @@ class VoiceSession:
         """Prepare an idle session; nothing is opened until start()."""
         self.hass = hass
         self.entry_id = entry.entry_id
+        self.box = box
         self._entry = entry
         self._device_id = device_id
         self.settings = settings
@@ -153,7 +156,7 @@ class VoiceSession:
         self._tools.policy = settings.tool_policy
         self._ledger.prices = settings.prices
         self._ledger.transcription_prices = settings.transcription_prices
-        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.entry_id))  # new limits
+        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.box.id))  # new limits
 
     # --- Actions -----------------------------------------------------------------------------
 
@@ -219,7 +222,11 @@ class VoiceSession:
         """Open the audio devices, then the call, then configure the session."""
         settings = self.settings
         self._audio = await AudioLink.async_open(
-            self.hass, AudioSettings.from_settings(settings), self._on_device_lost, self._background
+            self.hass,
+            AudioSettings.from_settings(settings),
+            self._on_device_lost,
+            self._background,
+            box=self.box,
         )
         config = await self._session_config(instructions)
         self._connection = await RealtimeConnection.open(
@@ -265,8 +272,8 @@ class VoiceSession:
         self._publish_usage()
         self._arm("max_duration", self.settings.max_duration * 60, EndReason.MAX_DURATION)
         self._touch()
-        clear_issues(self.hass)
-        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.entry_id))
+        clear_issues(self.hass, self.box.id)
+        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.box.id))
         self._fire(EVENT_SESSION_STARTED, {})
 
     def _say(self, text: str) -> None:
@@ -357,7 +364,7 @@ class VoiceSession:
     def _on_device_lost(self, err: AudioDeviceError) -> None:
         """End the conversation, saying why, when the microphone or speaker went away."""
         LOGGER.warning("Audio device lost: %s", err)
-        translate_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+        translate_error(self.hass, err, self.box, on_auth_failed=self._on_auth_failed)
         self._update(last_error=str(err))
         self._end_soon(EndReason.ERROR)
 
@@ -455,7 +462,7 @@ class VoiceSession:
         elif event.status == "failed":
             LOGGER.warning("A response failed: %s", event.reason or event.error_code)
         elif event.status == "completed":
-            async_clear_refusal(self.hass, self.entry_id)  # OpenAI accepts the model
+            async_clear_refusal(self.hass, self.box.id)  # OpenAI accepts the model
         if event.response_id not in self._spoken_responses and not self._connection_busy():
             self._quiet.set()  # a response without audio (a tool call, a failure) ends here
             if self._state.activity is Activity.THINKING:
@@ -575,7 +582,7 @@ class VoiceSession:
         """Raise a translated error (and a repair issue) if a limit leaves no room to talk."""
         if (reached := self._limit_ahead(0.0, starting=True)) is not None:
             self._update(last_error=f"{reached.kind} spending limit reached")
-            raise budget_error(self.hass, self.entry_id, reached)
+            raise budget_error(self.hass, self.box, reached)
 
     def _on_model_refused(self, detail: str) -> None:
         """OpenAI refused the model mid-call: raise the model issue and end the conversation."""
@@ -588,10 +595,11 @@ class VoiceSession:
         models = self._entry.runtime_data.models
         async_raise(
             self.hass,
-            self._entry,
+            self.entry_id,
+            self.box,
             self.settings.model,
             ModelProblem.REFUSED,
-            models,
+            listed=models,
             message=message,
         )
 
@@ -652,7 +660,7 @@ class VoiceSession:
 
     def _translate(self, err: Exception) -> HomeAssistantError:
         """Turn a failure to start into the error the user sees, and note it in the state."""
-        translated = translate_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+        translated = translate_error(self.hass, err, self.box, on_auth_failed=self._on_auth_failed)
         if isinstance(err, ModelUnavailableError):
             self._raise_model_refused(err.message)
         self._update(last_error=str(err))

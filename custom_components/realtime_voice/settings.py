@@ -1,4 +1,4 @@
-"""SessionSettings: a config entry's data and options, read once into typed values."""
+"""SessionSettings: an account's key and a box's data and options, read once into typed values."""
 
 from __future__ import annotations
 
@@ -98,48 +98,48 @@ class SessionSettings:
     budget: BudgetLimits
 
     @classmethod
-    def from_entry(cls, data: Mapping[str, Any], options: Mapping[str, Any]) -> SessionSettings:
-        """Read the entry; every option has its default in options.OPTIONS."""
-        model = value(options, CONF_MODEL) or value({}, CONF_MODEL)
-        transcription_model = value(options, CONF_TRANSCRIPTION_MODEL)
-        overrides = _price_overrides(options)
+    def from_box(cls, account: Mapping[str, Any], box: Mapping[str, Any]) -> SessionSettings:
+        """Read the account's key and endpoint and the box's data; options default as listed."""
+        model = value(box, CONF_MODEL) or value({}, CONF_MODEL)
+        transcription_model = value(box, CONF_TRANSCRIPTION_MODEL)
+        overrides = _price_overrides(box)
         return cls(
-            api_key=data[CONF_API_KEY],
-            base_url=data.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
+            api_key=account[CONF_API_KEY],
+            base_url=account.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
             model=model,
-            instructions=value(options, CONF_INSTRUCTIONS),
-            voice=value(options, CONF_VOICE) or value({}, CONF_VOICE),
-            greeting=value(options, CONF_GREETING) or None,
-            idle_timeout=float(value(options, CONF_IDLE_TIMEOUT)),
-            max_duration=min(float(value(options, CONF_MAX_DURATION)), MAX_MAX_DURATION),
-            duplex=DuplexMode(value(options, CONF_DUPLEX)),
-            noise_suppression=bool(value(options, CONF_NOISE_SUPPRESSION)),
-            high_pass_filter=bool(value(options, CONF_HIGH_PASS_FILTER)),
-            noise_reduction=_noise_reduction(options),
-            turn_detection=_turn_detection(options),
+            instructions=value(box, CONF_INSTRUCTIONS),
+            voice=value(box, CONF_VOICE) or value({}, CONF_VOICE),
+            greeting=value(box, CONF_GREETING) or None,
+            idle_timeout=float(value(box, CONF_IDLE_TIMEOUT)),
+            max_duration=min(float(value(box, CONF_MAX_DURATION)), MAX_MAX_DURATION),
+            duplex=DuplexMode(value(box, CONF_DUPLEX)),
+            noise_suppression=bool(value(box, CONF_NOISE_SUPPRESSION)),
+            high_pass_filter=bool(value(box, CONF_HIGH_PASS_FILTER)),
+            noise_reduction=_noise_reduction(box),
+            turn_detection=_turn_detection(box),
             transcription_model=transcription_model or None,
-            transcription_language=value(options, CONF_TRANSCRIPTION_LANGUAGE) or None,
-            audio_backend=AudioBackendChoice(data.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO)),
-            input_device=_device(data.get(CONF_INPUT_DEVICE)),
-            output_device=_device(data.get(CONF_OUTPUT_DEVICE)),
+            transcription_language=value(box, CONF_TRANSCRIPTION_LANGUAGE) or None,
+            audio_backend=AudioBackendChoice(box.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO)),
+            input_device=_device(box.get(CONF_INPUT_DEVICE)),
+            output_device=_device(box.get(CONF_OUTPUT_DEVICE)),
             tool_policy=ToolPolicy(
-                llm_apis=_llm_apis(value(options, CONF_LLM_HASS_API)),
-                allow_risky=bool(value(options, CONF_ALLOW_RISKY_ACTIONS)),
-                confirm_risky=bool(value(options, CONF_CONFIRM_RISKY_ACTIONS)),
-                risky_entities=frozenset(value(options, CONF_RISKY_ENTITIES) or ()),
-                timeout=float(value(options, CONF_TOOL_TIMEOUT)),
-                max_calls_per_turn=int(value(options, CONF_MAX_TOOL_CALLS)),
-                user_tools=parse_user_tools(value(options, CONF_USER_TOOLS) or ()),
-                allowed_actions=frozenset(value(options, CONF_ALLOWED_ACTIONS) or ()),
+                llm_apis=_llm_apis(value(box, CONF_LLM_HASS_API)),
+                allow_risky=bool(value(box, CONF_ALLOW_RISKY_ACTIONS)),
+                confirm_risky=bool(value(box, CONF_CONFIRM_RISKY_ACTIONS)),
+                risky_entities=frozenset(value(box, CONF_RISKY_ENTITIES) or ()),
+                timeout=float(value(box, CONF_TOOL_TIMEOUT)),
+                max_calls_per_turn=int(value(box, CONF_MAX_TOOL_CALLS)),
+                user_tools=parse_user_tools(value(box, CONF_USER_TOOLS) or ()),
+                allowed_actions=frozenset(value(box, CONF_ALLOWED_ACTIONS) or ()),
             ),
-            reasoning_effort=_reasoning_effort(model, options),
-            truncation=_truncation(options),
+            reasoning_effort=_reasoning_effort(model, box),
+            truncation=_truncation(box),
             prices=model_prices(model, overrides),
             transcription_prices=transcription_prices(transcription_model, overrides),
             budget=BudgetLimits(
-                daily=_limit(value(options, CONF_BUDGET_DAILY)),
-                monthly=_limit(value(options, CONF_BUDGET_MONTHLY)),
-                per_conversation=_limit(value(options, CONF_BUDGET_CONVERSATION)),
+                daily=_limit(value(box, CONF_BUDGET_DAILY)),
+                monthly=_limit(value(box, CONF_BUDGET_MONTHLY)),
+                per_conversation=_limit(value(box, CONF_BUDGET_CONVERSATION)),
             ),
         )
 

@@ -58,18 +58,17 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.realtime_voice.audio import DuplexMode
 from custom_components.realtime_voice.audio.libpulse import PulseStream
 from custom_components.realtime_voice.audio.tracks import SpeakerSink
+from custom_components.realtime_voice.config_flow import RealtimeVoiceConfigFlow
 from custom_components.realtime_voice.const import (
-    CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
     CONF_DUPLEX,
     CONF_IDLE_TIMEOUT,
-    CONF_INPUT_DEVICE,
-    CONF_OUTPUT_DEVICE,
     CONF_TOOL_TIMEOUT,
     DOMAIN,
     EVENT_SESSION_STARTED,
 )
 from tests.audio_helpers import MonitorClock, audio_frame
+from tests.integration import box_data, box_session
 from tests.virtual_audio import (
     ECHO_LEVELS_DB,
     MIC,
@@ -204,7 +203,7 @@ class Bench:
     @property
     def session(self) -> Any:
         """Return the box's VoiceSession."""
-        return self.hass.config_entries.async_entries(DOMAIN)[0].runtime_data.session
+        return box_session(self.hass.config_entries.async_entries(DOMAIN)[0])
 
     async def action(self, service: str, **data: Any) -> None:
         """Call one of the integration's actions and wait for it."""
@@ -858,22 +857,19 @@ async def _home(hass: HomeAssistant) -> None:
 async def _box(hass: HomeAssistant, sim: SimProcess) -> MockConfigEntry:
     """Set up a box on the virtual devices, in full duplex, pointed at the simulator."""
     devices = {"pulse": (MIC, SPEAKER), "sounddevice": ("default", "default")}[BACKEND]
+    options = {
+        CONF_DUPLEX: "full",
+        CONF_IDLE_TIMEOUT: 600,
+        CONF_LLM_HASS_API: ["assist"],
+        CONF_TOOL_TIMEOUT: 5,
+    }
     entry = MockConfigEntry(
         domain=DOMAIN,
-        title="Realtime Voice",
-        data={
-            CONF_API_KEY: sim.api_key,
-            CONF_BASE_URL: sim.base_url,
-            CONF_AUDIO_BACKEND: BACKEND,
-            CONF_INPUT_DEVICE: devices[0],
-            CONF_OUTPUT_DEVICE: devices[1],
-        },
-        options={
-            CONF_DUPLEX: "full",
-            CONF_IDLE_TIMEOUT: 600,
-            CONF_LLM_HASS_API: ["assist"],
-            CONF_TOOL_TIMEOUT: 5,
-        },
+        title="OpenAI (simulator)",
+        version=RealtimeVoiceConfigFlow.VERSION,
+        minor_version=RealtimeVoiceConfigFlow.MINOR_VERSION,
+        data={CONF_API_KEY: sim.api_key, CONF_BASE_URL: sim.base_url},
+        subentries_data=[box_data(BACKEND, devices[0], devices[1], options)],
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -17,7 +17,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.translated_errors import ISSUE_QUOTA
-from tests.integration import STATE, StateHistory, assert_recovered
+from tests.integration import STATE, StateHistory, assert_recovered, box_session
 from tests.simulator import Simulator
 
 from .common import act, short_timeouts, start_fails, transitions
@@ -92,7 +92,7 @@ async def test_signalling_fault(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, fault: SignallingFault
 ) -> None:
     """The start fails with the fault's translated error; then a clean start works again."""
-    session = box.runtime_data.session
+    session = box_session(box)
     good = session.settings
     fault.arm(simulator)
     if fault.base_url is not None:

@@ -22,7 +22,14 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_STARTED,
 )
 from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE
-from tests.integration import STATE, EventLog, StateHistory, assert_recovered
+from tests.integration import (
+    STATE,
+    EventLog,
+    StateHistory,
+    assert_recovered,
+    box_session,
+    change_box,
+)
 from tests.simulator import Simulator
 from tests.virtual_audio import MIC, SPEAKER
 
@@ -103,11 +110,9 @@ async def test_options_changed_during_a_conversation(
     ended = EventLog(hass, EVENT_SESSION_ENDED)
     await act(hass, "start_conversation")
     first = await simulator.wait_for_call()
-    hass.config_entries.async_update_entry(
-        box, options={**box.options, CONF_VOICE: "cedar", CONF_INSTRUCTIONS: "Be a pirate."}
-    )
+    change_box(hass, box, **{CONF_VOICE: "cedar", CONF_INSTRUCTIONS: "Be a pirate."})
     await hass.async_block_till_done()
-    assert box.runtime_data.session.state.active
+    assert box_session(box).state.active
     assert not ended.events
     assert first.session["audio"]["output"]["voice"] != "cedar"
     await act(hass, "end_conversation")
