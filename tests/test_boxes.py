@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
@@ -108,3 +110,27 @@ async def test_without_a_target_two_boxes_are_ambiguous(
         await hass.services.async_call(
             DOMAIN, "end_conversation", {"config_entry_id": kitchen.subentry_id}, blocking=True
         )
+
+
+async def test_removing_a_box_removes_its_device_entities_and_usage_totals(
+    hass: HomeAssistant, simulator: Simulator, hass_storage: dict[str, Any]
+) -> None:
+    """A box deleted from the account takes its totals along; the other box keeps its own."""
+    entry = _account(simulator)
+    hall, kitchen = _box(entry, "Hall"), _box(entry, "Kitchen")
+    for box in (hall, kitchen):
+        key = f"{DOMAIN}.{box.subentry_id}.usage"
+        hass_storage[key] = {
+            "version": 1,
+            "key": key,
+            "data": {"total_tokens": 10, "total_cost": 2.0},
+        }
+    async with running_box(hass, entry):
+        assert hass.states.get("sensor.hall_estimated_cost").state == "2.0"
+        assert hass.config_entries.async_remove_subentry(entry, hall.subentry_id)
+        await hass.async_block_till_done()
+        assert f"{DOMAIN}.{hall.subentry_id}.usage" not in hass_storage
+        assert f"{DOMAIN}.{kitchen.subentry_id}.usage" in hass_storage
+        assert set(entry.runtime_data.boxes) == {kitchen.subentry_id}
+        assert hass.states.get("sensor.hall_estimated_cost") is None
+        assert hass.states.get("sensor.kitchen_estimated_cost").state == "2.0"

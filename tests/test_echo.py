@@ -26,11 +26,16 @@ from custom_components.realtime_voice.const import (
     CONF_NOISE_REDUCTION,
     DOMAIN,
 )
+from custom_components.realtime_voice.translated_errors import (
+    ISSUE_ECHO_CANCELLATION,
+    box_issue_id,
+)
 
 from .integration import (
     ASSISTANT_SPEAKING,
     StateHistory,
     box_entry,
+    box_of,
     box_session,
     change_box,
     running_box,
@@ -154,14 +159,15 @@ async def test_without_the_library_half_duplex_and_a_repair_issue(
     session = box_session(box)
     assert session.audio_diagnostics()["mode"] == "half"
     assert session.audio_diagnostics()["processing"] is None
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable")
+    issue_id = box_issue_id(ISSUE_ECHO_CANCELLATION, box_of(box).subentry_id)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert LIBRARY in issue.translation_placeholders["message"]
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
 
     await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
     assert session.audio_diagnostics()["mode"] == "echo_cancellation"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable") is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
 
 

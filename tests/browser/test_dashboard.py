@@ -2,7 +2,8 @@
 
 Against the Home Assistant that `scripts/develop --fresh` starts (a real `hass` process with the
 simulator and the virtual audio devices): create the owner account, add Realtime Voice through
-the config flow dialog pointed at the simulator, press "Start conversation" on the Realtime Voice
+the config flow dialog pointed at the simulator, add a second box through the account's "Add
+box" (subentry) flow, press "Start conversation" on the Realtime Voice
 dashboard (dev-config/realtime-voice-dashboard.yaml), see the state change, speak into the
 virtual microphone and see the transcripts. Screenshots land in artifacts/browser/.
 """
@@ -17,7 +18,7 @@ import pytest
 
 from tests.simulator.script import DEFAULT_REPLY, DEFAULT_USER_TRANSCRIPT
 from tests.simulator.server import DEFAULT_API_KEY
-from tests.virtual_audio import play_into_mic, speech_wav
+from tests.virtual_audio import SPEAKER, play_into_mic, speech_wav
 
 from .conftest import DevServer
 
@@ -106,6 +107,25 @@ def add_integration(page: Page, url: str, simulator_url: str) -> None:
     expect(page.get_by_text("Realtime Voice", exact=True).first).to_be_visible()
 
 
+def add_box(page: Page, url: str) -> None:
+    """Add a second box through the account's subentry flow: Add box, persona, devices.
+
+    The first box has the default devices; this one records the speaker's monitor.
+    """
+    page.goto(f"{url}/config/integrations/integration/realtime_voice")
+    page.get_by_role("button", name="Add box").click()
+    expect(page.get_by_text("Persona and audio library", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_text("Microphone and speaker", exact=True)).to_be_visible()
+    page.get_by_label("Microphone").fill(f"{SPEAKER}.monitor")
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("button", name="Finish").or_(
+        page.get_by_role("button", name="Skip and finish")
+    ).click()
+    # Named after its devices as PulseAudio describes them.
+    expect(page.get_by_text("Realtime Voice (Monitor of Speaker)").first).to_be_visible()
+
+
 def row(page: Page, name: str) -> Locator:
     """Return the entities card row with this name."""
     return page.locator(
@@ -124,6 +144,7 @@ def test_newcomer_adds_the_integration_and_starts_a_conversation(
     url = fresh_dev_server.url
     onboard(page, url)
     add_integration(page, url, fresh_dev_server.simulator_url)
+    add_box(page, url)
 
     page.goto(f"{url}/realtime-voice/box")
     state = row(page, "State")

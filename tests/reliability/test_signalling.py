@@ -16,8 +16,8 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.realtime_voice.translated_errors import ISSUE_QUOTA
-from tests.integration import STATE, StateHistory, assert_recovered, box_session
+from custom_components.realtime_voice.translated_errors import ISSUE_QUOTA, box_issue_id
+from tests.integration import STATE, StateHistory, assert_recovered, box_of, box_session
 from tests.simulator import Simulator
 
 from .common import act, short_timeouts, start_fails, transitions
@@ -115,7 +115,10 @@ async def test_signalling_fault(
     assert transitions(state.states) == ["idle", "connecting", "idle"]
     assert hass.states.get(STATE).attributes["last_error"]
     assert simulator.api_key not in str(error.translation_placeholders)
-    await assert_recovered(hass, simulator, issues=fault.issues)
+    box_id = box_of(box).subentry_id
+    await assert_recovered(
+        hass, simulator, issues=[box_issue_id(issue, box_id) for issue in fault.issues]
+    )
 
     simulator.faults.http_status = None
     simulator.faults.hang_calls = False

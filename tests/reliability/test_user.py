@@ -21,12 +21,13 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
 )
-from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE
+from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
 from tests.integration import (
     STATE,
     EventLog,
     StateHistory,
     assert_recovered,
+    box_of,
     box_session,
     change_box,
 )
@@ -140,9 +141,10 @@ async def test_a_device_removed_and_back(
     plug_back = unplug(device)
     assert (await ended.wait_for(timeout=15))["reason"] == "error"
     assert hass.states.get(STATE).attributes["last_error"]
-    await assert_recovered(hass, simulator, issues=[ISSUE_AUDIO_DEVICE])
+    issue_id = box_issue_id(ISSUE_AUDIO_DEVICE, box_of(box).subentry_id)
+    await assert_recovered(hass, simulator, issues=[issue_id])
     await start_fails(hass, "audio_unavailable")
-    await assert_recovered(hass, simulator, issues=[ISSUE_AUDIO_DEVICE])
+    await assert_recovered(hass, simulator, issues=[issue_id])
 
     plug_back()
     await act(hass, "start_conversation")
