@@ -121,20 +121,16 @@ async def _async_shutdown(entry: RealtimeVoiceConfigEntry) -> None:
 
 
 async def _async_entry_updated(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry) -> None:
-    """Apply a box's new options from its next conversation on; rebuild for anything else.
+    """Apply a box's new options from its next conversation on; reload when boxes come or go.
 
-    A running conversation is left alone when only options change. A box added or removed,
-    or another key or endpoint, reloads the account.
+    A running conversation is left alone when only options change. (Another key or endpoint
+    comes from the reauth and reconfigure flows, which reload the account themselves.)
     """
     running = entry.runtime_data.boxes
     boxes = {box.subentry_id: box for box in _boxes(entry)}
     for gone in running.keys() - boxes.keys():
         await entry.runtime_data.ledgers[gone].async_remove()  # its pending writes too
-    account = (entry.data[CONF_API_KEY], entry.data.get(CONF_BASE_URL) or DEFAULT_BASE_URL)
-    if boxes.keys() != running.keys() or any(
-        (session.settings.api_key, session.settings.base_url) != account
-        for session in running.values()
-    ):
+    if boxes.keys() != running.keys():
         hass.config_entries.async_schedule_reload(entry.entry_id)
         return
     devices = dr.async_get(hass)

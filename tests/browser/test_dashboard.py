@@ -18,7 +18,7 @@ import pytest
 
 from tests.simulator.script import DEFAULT_REPLY, DEFAULT_USER_TRANSCRIPT
 from tests.simulator.server import DEFAULT_API_KEY
-from tests.virtual_audio import SPEAKER, play_into_mic, speech_wav
+from tests.virtual_audio import play_into_mic, speech_wav
 
 from .conftest import DevServer
 
@@ -117,7 +117,8 @@ def add_box(page: Page, url: str) -> None:
     expect(page.get_by_text("Persona and audio library", exact=True)).to_be_visible()
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_text("Microphone and speaker", exact=True)).to_be_visible()
-    page.get_by_label("Microphone").fill(f"{SPEAKER}.monitor")
+    page.get_by_label("Microphone").click()  # a picker: its list opens
+    page.get_by_text("Monitor of Speaker", exact=True).click()
     page.get_by_role("button", name="Submit").click()
     page.get_by_role("button", name="Finish").or_(
         page.get_by_role("button", name="Skip and finish")
