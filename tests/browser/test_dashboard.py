@@ -134,7 +134,7 @@ def row(page: Page, name: str) -> Locator:
     ).first
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)  # 240 until the second box was added through Add box
 def test_newcomer_adds_the_integration_and_starts_a_conversation(
     fresh_dev_server: DevServer,
     page: Page,
