@@ -11,7 +11,12 @@ import threading
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigSubentry,
+    ConfigSubentryData,
+)
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import issue_registry as ir
@@ -19,13 +24,16 @@ from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice.config_flow import RealtimeVoiceConfigFlow
 from custom_components.realtime_voice.const import (
     CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
     CONF_INPUT_DEVICE,
     CONF_OUTPUT_DEVICE,
     DOMAIN,
+    SUBENTRY_BOX,
 )
+from custom_components.realtime_voice.session import VoiceSession
 
 from .simulator import SimulatedCall, Simulator
 from .virtual_audio import MIC, MIC_FEED, SPEAKER, open_streams
@@ -230,20 +238,54 @@ def box_entry(
     title: str = "Realtime Voice",
     api_key: str | None = None,
 ) -> MockConfigEntry:
-    """Return the entry of a box pointed at the simulator, on the virtual devices."""
+    """Return an account pointed at the simulator with one box on the virtual devices."""
     return MockConfigEntry(
         domain=DOMAIN,
+        title="OpenAI (simulator)",
+        version=RealtimeVoiceConfigFlow.VERSION,
+        minor_version=RealtimeVoiceConfigFlow.MINOR_VERSION,
+        data={CONF_API_KEY: api_key or simulator.api_key, CONF_BASE_URL: simulator.base_url},
+        subentries_data=[box_data(backend, microphone, speaker, options, title)],
+    )
+
+
+def box_data(
+    backend: str = "pulse",
+    microphone: str = MIC,
+    speaker: str = SPEAKER,
+    options: dict[str, Any] | None = None,
+    title: str = "Realtime Voice",
+) -> ConfigSubentryData:
+    """Return a box (a config subentry) on the given devices, with the given options."""
+    return ConfigSubentryData(
+        subentry_type=SUBENTRY_BOX,
         title=title,
         unique_id=f"{microphone}|{speaker}",
         data={
-            CONF_API_KEY: api_key or simulator.api_key,
-            CONF_BASE_URL: simulator.base_url,
             CONF_AUDIO_BACKEND: backend,
             CONF_INPUT_DEVICE: microphone,
             CONF_OUTPUT_DEVICE: speaker,
+            **(options or {}),
         },
-        options=options or {},
     )
+
+
+def box_of(entry: ConfigEntry) -> ConfigSubentry:
+    """Return the account's only box."""
+    (box,) = entry.subentries.values()
+    return box
+
+
+def box_session(entry: ConfigEntry) -> VoiceSession:
+    """Return the session of the account's only box."""
+    sessions: dict[str, VoiceSession] = entry.runtime_data.boxes
+    return sessions[box_of(entry).subentry_id]
+
+
+def change_box(hass: HomeAssistant, entry: ConfigEntry, **changes: Any) -> None:
+    """Change options (or anything else) of the account's only box, as reconfiguring does."""
+    box = box_of(entry)
+    hass.config_entries.async_update_subentry(entry, box, data={**box.data, **changes})
 
 
 @asynccontextmanager

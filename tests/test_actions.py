@@ -28,6 +28,11 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_TRANSCRIPT,
 )
+from custom_components.realtime_voice.translated_errors import (
+    ISSUE_AUDIO_DEVICE,
+    ISSUE_QUOTA,
+    box_issue_id,
+)
 
 from .integration import (
     COST,
@@ -35,6 +40,8 @@ from .integration import (
     TOKENS,
     EventLog,
     box_entry,
+    box_of,
+    box_session,
     running_box,
     speak_into_mic,
 )
@@ -85,7 +92,7 @@ async def test_announce_and_listen(
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     await _call(hass, "announce", message="dinner is ready", listen=True)
     await transcripts.wait_for(lambda data: data["role"] == "assistant")
-    assert box.runtime_data.session.state.active
+    assert box_session(box).state.active
     await _call(hass, "end_conversation")
 
 
@@ -124,14 +131,15 @@ async def test_quota_exhausted_raises_a_repair_issue(
     with pytest.raises(HomeAssistantError) as raised:
         await _call(hass, "start_conversation")
     assert raised.value.translation_key == "quota_exceeded"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "quota_exceeded") is not None
+    issue_id = box_issue_id(ISSUE_QUOTA, box_of(box).subentry_id)  # the box's own
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     assert hass.states.get(STATE).state == "idle"
     assert hass.states.get(STATE).attributes["last_error"]
     assert open_streams() == []
 
     simulator.faults.http_status = None
     await _call(hass, "start_conversation")
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "quota_exceeded") is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     await _call(hass, "end_conversation")
 
 
@@ -171,7 +179,12 @@ async def test_a_missing_device_is_explained(
     with pytest.raises(HomeAssistantError) as raised:
         await _call(hass, "start_conversation")
     assert raised.value.translation_key == "audio_unavailable"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "audio_device_unavailable") is not None
+    assert (
+        ir.async_get(hass).async_get_issue(
+            DOMAIN, box_issue_id(ISSUE_AUDIO_DEVICE, box_of(entry).subentry_id)
+        )
+        is not None
+    )
     assert simulator.calls == []
     assert open_streams() == []
     await hass.config_entries.async_unload(entry.entry_id)
@@ -234,19 +247,21 @@ async def test_diagnostics_show_neither_the_key_nor_private_text(
     assert [words for words in private if words in text] == []
     redacted = "**REDACTED**"
     assert diagnostics["data"][CONF_API_KEY] == redacted
-    for part in ("options", "settings"):
-        assert diagnostics[part][CONF_INSTRUCTIONS] == redacted
-        assert diagnostics[part][CONF_GREETING] == redacted
-    assert diagnostics["options"][CONF_USER_TOOLS] == redacted
-    assert diagnostics["settings"]["tool_policy"][CONF_USER_TOOLS] == redacted
-    assert diagnostics["state"]["user_transcript"] == redacted
-    assert diagnostics["state"]["assistant_transcript"] == redacted
+    box = diagnostics["boxes"][box_of(entry).subentry_id]
+    for part in ("data", "settings"):
+        assert box[part][CONF_INSTRUCTIONS] == redacted
+        assert box[part][CONF_GREETING] == redacted
+    assert box["data"][CONF_USER_TOOLS] == redacted
+    assert box["settings"]["tool_policy"][CONF_USER_TOOLS] == redacted
+    assert box["state"]["user_transcript"] == redacted
+    assert box["state"]["assistant_transcript"] == redacted
     # What helps to understand a problem stays.
-    assert diagnostics["state"]["activity"] in {"listening", "assistant_speaking"}
-    assert diagnostics["settings"]["voice"] == "marin"
-    assert diagnostics["settings"]["tool_policy"]["allowed_actions"] == ["script.hive"]
-    assert diagnostics["audio"]["backend"] == "pulse"
-    assert {"frames", "dropped_blocks"} <= set(diagnostics["audio"]["microphone"])
+    assert box["title"] == "Realtime Voice"
+    assert box["state"]["activity"] in {"listening", "assistant_speaking"}
+    assert box["settings"]["voice"] == "marin"
+    assert box["settings"]["tool_policy"]["allowed_actions"] == ["script.hive"]
+    assert box["audio"]["backend"] == "pulse"
+    assert {"frames", "dropped_blocks"} <= set(box["audio"]["microphone"])
 
 
 async def test_tokens_and_cost_are_counted_and_kept(
@@ -280,7 +295,7 @@ async def test_the_automatic_audio_library_holds_a_conversation(
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     async with running_box(hass, box_entry(simulator, backend="auto")) as entry:
         await _call(hass, "start_conversation")
-        assert entry.runtime_data.session.audio_diagnostics()["backend"] == "pulse"
+        assert box_session(entry).audio_diagnostics()["backend"] == "pulse"
         await _call(hass, "send_text", text="hello")
         await transcripts.wait_for(lambda data: data["role"] == "assistant")
         await _call(hass, "end_conversation")

@@ -7,15 +7,16 @@ from pathlib import Path
 import socket
 
 from homeassistant import config_entries
-from homeassistant.config_entries import ConfigFlowResult
+from homeassistant.config_entries import ConfigFlowResult, ConfigSubentry, SubentryFlowResult
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData, section
-from homeassistant.helpers import translation
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.selector import SelectOptionDict, SelectSelector
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice import options as box_options
 from custom_components.realtime_voice.audio import libpulse
 from custom_components.realtime_voice.budget import BudgetLimits
 from custom_components.realtime_voice.const import (
@@ -39,12 +40,22 @@ from custom_components.realtime_voice.const import (
     CONF_VOICE,
     DOMAIN,
     EVENT_TRANSCRIPT,
+    SUBENTRY_BOX,
 )
 from custom_components.realtime_voice.pricing import Rates
 from custom_components.realtime_voice.realtime.session_config import Truncation
 
 from .error_log import ErrorLog
-from .integration import USER_TRANSCRIPT, EventLog, box_entry, running_box, speak_into_mic
+from .integration import (
+    USER_TRANSCRIPT,
+    EventLog,
+    box_data,
+    box_entry,
+    box_of,
+    box_session,
+    running_box,
+    speak_into_mic,
+)
 from .simulator import Simulator
 from .simulator.script import DEFAULT_REPLY
 from .virtual_audio import MIC, SPEAKER, speech_wav
@@ -57,9 +68,13 @@ STRINGS = json.loads(
 )
 
 
-def _unexplained(result: ConfigFlowResult, flow: str = "config") -> list[str]:
-    """Return the fields of a shown form that lack a label or a description in strings.json."""
-    step = STRINGS[flow]["step"][result["step_id"]]
+def _unexplained(result: ConfigFlowResult | SubentryFlowResult, flow: str = "config") -> list[str]:
+    """Return the fields of a shown form that lack a label or a description in strings.json.
+
+    flow is "config" or "box" (the box subentry's flow).
+    """
+    texts_of_flow = STRINGS["config_subentries"]["box"] if flow == "box" else STRINGS[flow]
+    step = texts_of_flow["step"][result["step_id"]]
     missing = []
     for marker, validator in result["data_schema"].schema.items():
         texts, name = step, str(marker)
@@ -74,6 +89,14 @@ def _unexplained(result: ConfigFlowResult, flow: str = "config") -> list[str]:
         if name not in texts.get("data", {}) or name not in texts.get("data_description", {}):
             missing.append(name)
     return missing
+
+
+def _sections(chosen: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Return chosen options as the sectioned form sends them (every section, maybe empty)."""
+    form: dict[str, dict[str, object]] = {part.value: {} for part in box_options.Section}
+    for key, chosen_value in chosen.items():
+        form[box_options.BY_KEY[key].section.value][key] = chosen_value
+    return form
 
 
 def _select_options(result: ConfigFlowResult, field: str) -> list[SelectOptionDict]:
@@ -119,6 +142,7 @@ async def test_the_whole_flow_creates_a_box(hass: HomeAssistant, simulator: Simu
     model = next(key for key in result["data_schema"].schema if key == CONF_MODEL)
     offered = result["data_schema"].schema[model].config["options"]
     assert model.default() == "gpt-realtime-2.1-mini"
+    assert model.description == {"suggested_value": "gpt-realtime-2.1-mini"}
     assert offered[:2] == [
         "gpt-realtime-2.1-mini",
         "gpt-realtime-2.1",
@@ -153,23 +177,25 @@ async def test_the_whole_flow_creates_a_box(hass: HomeAssistant, simulator: Simu
         result["flow_id"], {CONF_INPUT_DEVICE: MIC, CONF_OUTPUT_DEVICE: SPEAKER}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "Realtime Voice (Microphone / Speaker)"
-    assert result["data"] == {
-        CONF_API_KEY: simulator.api_key,
-        CONF_BASE_URL: simulator.base_url,
-        CONF_AUDIO_BACKEND: "pulse",
-        CONF_INPUT_DEVICE: MIC,
-        CONF_OUTPUT_DEVICE: SPEAKER,
-    }
-    options = result["options"]
-    assert options[CONF_INSTRUCTIONS] == "You are the kitchen assistant."
-    assert options[CONF_VOICE] == "cedar"
-    assert options[CONF_MODEL] == "gpt-realtime-2.1"
-    assert options[CONF_ALLOW_RISKY_ACTIONS] is False
-    assert options[CONF_CONFIRM_RISKY_ACTIONS] is True
-    assert options[CONF_LLM_HASS_API] == ["assist"]
+    host = simulator.base_url.removeprefix("http://")
+    assert result["title"] == f"OpenAI ({host})"  # the account
+    assert result["data"] == {CONF_API_KEY: simulator.api_key, CONF_BASE_URL: simulator.base_url}
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.state is config_entries.ConfigEntryState.LOADED
+    box = box_of(entry)  # the first box, a subentry of the account
+    assert box.title == "Realtime Voice (Microphone / Speaker)"
+    assert box.unique_id == f"{MIC}|{SPEAKER}"
+    assert box.data[CONF_AUDIO_BACKEND] == "pulse"
+    assert (box.data[CONF_INPUT_DEVICE], box.data[CONF_OUTPUT_DEVICE]) == (MIC, SPEAKER)
+    assert box.data[CONF_INSTRUCTIONS] == "You are the kitchen assistant."
+    assert box.data[CONF_VOICE] == "cedar"
+    assert box.data[CONF_MODEL] == "gpt-realtime-2.1"
+    assert box.data[CONF_ALLOW_RISKY_ACTIONS] is False
+    assert box.data[CONF_CONFIRM_RISKY_ACTIONS] is True
+    assert box.data[CONF_LLM_HASS_API] == ["assist"]
+    [device] = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert (device.config_entry_id, device.config_subentry_id) == (entry.entry_id, box.subentry_id)
+    assert hass.states.get("sensor.realtime_voice_microphone_speaker_state").state == "idle"
 
 
 def _nowhere() -> str:
@@ -215,38 +241,28 @@ async def test_a_key_that_cannot_be_checked_is_a_form_error_and_can_be_fixed(
     result = await _persona_step(hass, result, "pulse")
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "Realtime Voice"  # both devices are the defaults
+    assert result["subentries"][0]["title"] == "Realtime Voice"  # both devices: the defaults
     assert result["data"][CONF_BASE_URL] == simulator.base_url
 
 
 async def test_the_same_devices_twice_are_refused(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
-    """One entry per box: a second one for the same microphone and speaker aborts."""
-    MockConfigEntry(domain=DOMAIN, unique_id=f"{MIC}|{SPEAKER}", data={}).add_to_hass(hass)
+    """A box of another account on the same microphone and speaker: the flow aborts, in words."""
+    box_entry(simulator, api_key="sk-another-account").add_to_hass(hass)
     result = await _add_box_on_the_virtual_devices(hass, simulator)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "devices_in_use"
+    assert STRINGS["config"]["abort"]["devices_in_use"]
+
+
+async def test_the_same_account_twice_is_refused(hass: HomeAssistant, simulator: Simulator) -> None:
+    """The same key and endpoint again: the account exists, a box is added to it instead."""
+    box_entry(simulator).add_to_hass(hass)
+    result = await _user_step(hass, simulator.base_url, simulator.api_key)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
-
-
-async def test_a_box_being_added_twice_at_once_is_refused_in_words(
-    hass: HomeAssistant, simulator: Simulator
-) -> None:
-    """A second flow for devices another flow holds aborts with Home Assistant's own words.
-
-    Home Assistant raises already_in_progress with its own translation domain (2026.10 on), so
-    the integration needs no string of its own. Our flows set the box's id and finish in the
-    same step; the first flow here holds it from its start, as a discovery would.
-    """
-    await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER, "unique_id": f"{MIC}|{SPEAKER}"}
-    )
-    result = await _add_box_on_the_virtual_devices(hass, simulator)
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_in_progress"
-    assert result["translation_domain"] == "homeassistant"
-    texts = await translation.async_get_translations(hass, "en", "config", ["homeassistant"])
-    assert texts["component.homeassistant.config.abort.already_in_progress"]
+    assert "add a box" in STRINGS["config"]["abort"]["already_configured"]
 
 
 def _entry(simulator: Simulator, api_key: str | None = None) -> MockConfigEntry:
@@ -254,11 +270,29 @@ def _entry(simulator: Simulator, api_key: str | None = None) -> MockConfigEntry:
 
 
 async def _options(hass: HomeAssistant, simulator: Simulator) -> tuple[MockConfigEntry, dict]:
-    """Set a box up and open its options."""
+    """Set a box up and start reconfiguring it (its options, library, then devices)."""
     entry = _entry(simulator)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    return entry, await hass.config_entries.options.async_init(entry.entry_id)
+    return entry, await entry.start_subentry_reconfigure_flow(hass, box_of(entry).subentry_id)
+
+
+async def _reconfigure(
+    hass: HomeAssistant,
+    result: SubentryFlowResult,
+    chosen: dict[str, object],
+    backend: str = "pulse",
+    devices: tuple[str, str] = (MIC, SPEAKER),
+) -> SubentryFlowResult:
+    """Submit the options and the library, then the devices."""
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**_sections(chosen), CONF_AUDIO_BACKEND: backend}
+    )
+    if result["type"] is not FlowResultType.FORM or result["step_id"] != "audio":
+        return result
+    return await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_INPUT_DEVICE: devices[0], CONF_OUTPUT_DEVICE: devices[1]}
+    )
 
 
 async def test_a_refused_key_at_startup_asks_for_a_new_one(
@@ -288,64 +322,162 @@ async def test_a_refused_key_at_startup_asks_for_a_new_one(
     assert entry.state is config_entries.ConfigEntryState.LOADED
 
 
-async def test_reconfigure_changes_the_audio_library(
-    hass: HomeAssistant, simulator: Simulator
-) -> None:
-    """Reconfigure: endpoint and library, then the same devices."""
+async def test_reconfigure_changes_the_endpoint(hass: HomeAssistant, simulator: Simulator) -> None:
+    """Reconfiguring the account: another endpoint, checked with the key."""
     entry = _entry(simulator)
     entry.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     assert _unexplained(result) == []
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_BASE_URL: _nowhere(), CONF_AUDIO_BACKEND: "sounddevice"}
+        result["flow_id"], {CONF_BASE_URL: _nowhere()}
     )
     assert result["step_id"] == "reconfigure"
     assert result["errors"] == {"base": "cannot_connect"}
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_BASE_URL: simulator.base_url, CONF_AUDIO_BACKEND: "sounddevice"}
-    )
-    assert result["step_id"] == "audio"
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_INPUT_DEVICE: MIC, CONF_OUTPUT_DEVICE: SPEAKER}
+        result["flow_id"], {CONF_BASE_URL: simulator.base_url + "/"}
     )
     assert result["reason"] == "reconfigure_successful"
-    assert entry.data[CONF_AUDIO_BACKEND] == "sounddevice"
+    assert entry.data[CONF_BASE_URL] == simulator.base_url + "/"
+    await hass.async_block_till_done()  # reloaded with the new endpoint
+    assert entry.state is config_entries.ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfiguring_a_box_changes_its_audio_library_and_devices(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """The library and then the devices change (what the repair issues tell users to do).
+
+    The devices step lists the new library's devices with today's preselected; the box's
+    title follows its devices, and the next conversation opens the new ones.
+    """
+    entry, result = await _options(hass, simulator)
+    box = box_of(entry)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**_sections({}), CONF_AUDIO_BACKEND: "sounddevice"}
+    )
+    assert result["step_id"] == "audio"
+    assert _unexplained(result, "box") == []
+    offered = [option["value"] for option in _select_options(result, CONF_INPUT_DEVICE)]
+    assert "default" in offered
+    assert MIC not in offered  # PortAudio names the virtual devices otherwise
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_INPUT_DEVICE: "default", CONF_OUTPUT_DEVICE: "default"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert box.data[CONF_AUDIO_BACKEND] == "sounddevice"
+    assert box.unique_id == "default|default"
+    settings = box_session(entry).settings
+    assert settings.audio_backend == "sounddevice"
+    assert (settings.input_device, settings.output_device) == (None, None)
+
+    # Back to PulseAudio, another microphone only.
+    result = await entry.start_subentry_reconfigure_flow(hass, box.subentry_id)
+    result = await _reconfigure(hass, result, {}, "pulse", (f"{SPEAKER}.monitor", SPEAKER))
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert box.data[CONF_INPUT_DEVICE] == f"{SPEAKER}.monitor"
+    assert box_session(entry).settings.input_device == f"{SPEAKER}.monitor"
+    assert entry.state is config_entries.ConfigEntryState.LOADED
+
+
+async def test_a_box_cannot_take_another_boxs_devices(
+    hass: HomeAssistant, simulator: Simulator
+) -> None:
+    """Reconfiguring a box onto the devices of another box aborts; nothing changes."""
+    entry = _entry(simulator)
+    other = box_data("pulse", f"{SPEAKER}.monitor", SPEAKER, title="Second box")
+    entry.add_to_hass(hass)
+    hass.config_entries.async_add_subentry(entry, ConfigSubentry(**other))
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    second = next(box for box in entry.subentries.values() if box.title == "Second box")
+    result = await entry.start_subentry_reconfigure_flow(hass, second.subentry_id)
+    result = await _reconfigure(hass, result, {}, "pulse", (MIC, SPEAKER))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "devices_in_use"
+    assert second.data[CONF_INPUT_DEVICE] == f"{SPEAKER}.monitor"
+    assert STRINGS["config_subentries"]["box"]["abort"]["devices_in_use"]
+
+
+async def test_a_box_is_added_to_the_account(hass: HomeAssistant, simulator: Simulator) -> None:
+    """Add box: persona and library, then devices; the box gets its device and entities."""
+    entry = _entry(simulator)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_BOX), context={"source": config_entries.SOURCE_USER}
+    )
+    assert result["step_id"] == "user"
+    assert _unexplained(result, "box") == []
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {CONF_INSTRUCTIONS: "Garage.", CONF_VOICE: "ash", CONF_MODEL: "gpt-realtime",
+         CONF_AUDIO_BACKEND: "pulse"},
+    )  # fmt: skip
+    assert result["step_id"] == "audio"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_INPUT_DEVICE: f"{SPEAKER}.monitor", CONF_OUTPUT_DEVICE: SPEAKER}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Realtime Voice (Monitor of Speaker / Speaker)"
+    await hass.async_block_till_done()
+    assert entry.state is config_entries.ConfigEntryState.LOADED
+    new = next(box for box in entry.subentries.values() if box.title == result["title"])
+    assert new.data[CONF_INSTRUCTIONS] == "Garage."
+    assert set(entry.runtime_data.boxes) == set(entry.subentries)
+    [device] = [
+        device
+        for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        if device.config_subentry_id == new.subentry_id
+    ]
+    assert device.name == result["title"]
+    entities = er.async_entries_for_device(er.async_get(hass), device.id)
+    assert {entity.config_subentry_id for entity in entities} == {new.subentry_id}
+    state = hass.states.get("sensor.realtime_voice_monitor_of_speaker_speaker_state")
+    assert state is not None
+    assert state.state == "idle"
 
 
 async def test_options_apply_to_the_next_conversation(
     hass: HomeAssistant, simulator: Simulator
 ) -> None:
-    """The options flow shows every option and stores what the user chose."""
+    """Reconfiguring a box shows every option and stores what the user chose."""
     entry, result = await _options(hass, simulator)
-    assert result["step_id"] == "init"
-    assert _unexplained(result, "options") == []
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_INSTRUCTIONS: "Speak like a pirate.",
-            CONF_VOICE: "ash",
-            CONF_MODEL: "gpt-realtime-2.1",
-            CONF_REASONING_EFFORT: "minimal",
-            CONF_IDLE_TIMEOUT: 12,
-            CONF_MAX_DURATION: 55,
-            "duplex": "full",
-            "turn_detection": "semantic_vad",
-            "vad_eagerness": "low",
-            CONF_ALLOW_RISKY_ACTIONS: True,
-            CONF_CONFIRM_RISKY_ACTIONS: False,
-            "tool_timeout": 5,
-            "max_tool_calls": 3,
-            CONF_CONTEXT_LIMIT: 8000,
-            CONF_RETENTION_RATIO: 0.6,
-            CONF_BUDGET_DAILY: 1.5,
-            CONF_BUDGET_MONTHLY: 20,
-            CONF_PRICES: {"audio": {"output": 50}},
-        },
+    assert result["step_id"] == "reconfigure"
+    assert _unexplained(result, "box") == []
+    result = await _reconfigure(
+        hass,
+        result,
+        (
+            {
+                CONF_INSTRUCTIONS: "Speak like a pirate.",
+                CONF_VOICE: "ash",
+                CONF_MODEL: "gpt-realtime-2.1",
+                CONF_REASONING_EFFORT: "minimal",
+                CONF_IDLE_TIMEOUT: 12,
+                CONF_MAX_DURATION: 55,
+                "duplex": "full",
+                "turn_detection": "semantic_vad",
+                "vad_eagerness": "low",
+                CONF_ALLOW_RISKY_ACTIONS: True,
+                CONF_CONFIRM_RISKY_ACTIONS: False,
+                "tool_timeout": 5,
+                "max_tool_calls": 3,
+                CONF_CONTEXT_LIMIT: 8000,
+                CONF_RETENTION_RATIO: 0.6,
+                CONF_BUDGET_DAILY: 1.5,
+                CONF_BUDGET_MONTHLY: 20,
+                CONF_PRICES: {"audio": {"output": 50}},
+            }
+        ),
     )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
-    settings = entry.runtime_data.session.settings
+    settings = box_session(entry).settings
     assert settings.instructions == "Speak like a pirate."
     assert settings.idle_timeout == 12
     assert settings.turn_detection.type == "semantic_vad"
@@ -371,13 +503,12 @@ async def test_an_emptied_transcription_model_switches_transcription_off(
     """
     entry = _entry(simulator)
     async with running_box(hass, entry):
-        result = await hass.config_entries.options.async_init(entry.entry_id)
-        field = next(k for k in result["data_schema"].schema if k == CONF_TRANSCRIPTION_MODEL)
+        result = await entry.start_subentry_reconfigure_flow(hass, box_of(entry).subentry_id)
+        listening = result["data_schema"].schema["listening"].schema.schema
+        field = next(k for k in listening if k == CONF_TRANSCRIPTION_MODEL)
         assert field.description == {"suggested_value": "gpt-4o-mini-transcribe"}
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_VOICE: "marin", CONF_MODEL: "gpt-realtime"}
-        )
-        assert result["type"] is FlowResultType.CREATE_ENTRY
+        result = await _reconfigure(hass, result, {CONF_VOICE: "marin", CONF_MODEL: "gpt-realtime"})
+        assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
 
         transcripts = EventLog(hass, EVENT_TRANSCRIPT)
@@ -398,38 +529,11 @@ async def test_invalid_price_overrides_are_a_form_error(
 ) -> None:
     """The overrides are checked: the form says what is wrong and nothing is stored."""
     entry, result = await _options(hass, simulator)
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_PRICES: {"audio": {"ouput": 50}}}
-    )
+    result = await _reconfigure(hass, result, {CONF_PRICES: {"audio": {"ouput": 50}}})
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_PRICES: "invalid_prices"}
+    assert result["errors"] == {"base": "invalid_prices"}
     assert result["description_placeholders"] == {"problem": "unknown price audio.ouput"}
-    assert CONF_PRICES not in entry.options
-
-
-async def test_old_price_options_become_overrides(
-    hass: HomeAssistant, simulator: Simulator
-) -> None:
-    """1.1 entries had five prices for every model: changed ones stay, the old defaults go."""
-    old_defaults = {"price_audio_input": 32, "price_audio_output": 64, "price_text_input": 4,
-                    "price_text_output": 16, "price_cached_input": 0.4}  # fmt: skip
-    untouched = box_entry(simulator, options={CONF_MODEL: "gpt-realtime-2.1", **old_defaults})
-    changed = box_entry(
-        simulator,
-        microphone="other",
-        options={**old_defaults, "price_audio_output": 20, "price_cached_input": 0.3},
-    )
-    for entry in (untouched, changed):
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        assert entry.minor_version == 2
-        assert not any(key.startswith("price_") for key in entry.options)
-    assert untouched.options == {CONF_MODEL: "gpt-realtime-2.1"}
-    assert changed.options[CONF_PRICES] == {
-        "audio": {"input": 32, "cached_input": 0.3, "output": 20},
-        "text": {"input": 4, "cached_input": 0.3, "output": 16},
-    }
-    assert changed.runtime_data.session.settings.prices.audio.output == 20
+    assert CONF_PRICES not in box_of(entry).data
 
 
 async def test_max_duration_cannot_pass_55_minutes(
@@ -438,9 +542,7 @@ async def test_max_duration_cannot_pass_55_minutes(
     """OpenAI ends sessions at 60 minutes: the option refuses more than 55."""
     _, result = await _options(hass, simulator)
     with pytest.raises(InvalidData, match="max_duration"):
-        await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_MAX_DURATION: 90}
-        )
+        await _reconfigure(hass, result, {CONF_MAX_DURATION: 90})
 
 
 async def test_automatic_audio_lists_the_devices_that_work(

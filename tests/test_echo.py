@@ -26,8 +26,21 @@ from custom_components.realtime_voice.const import (
     CONF_NOISE_REDUCTION,
     DOMAIN,
 )
+from custom_components.realtime_voice.translated_errors import (
+    ISSUE_ECHO_CANCELLATION,
+    box_issue_id,
+)
 
-from .integration import ASSISTANT_SPEAKING, StateHistory, box_entry, running_box, speak_into_mic
+from .integration import (
+    ASSISTANT_SPEAKING,
+    StateHistory,
+    box_entry,
+    box_of,
+    box_session,
+    change_box,
+    running_box,
+    speak_into_mic,
+)
 from .simulator import Reply, Simulator
 from .virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
 
@@ -63,7 +76,7 @@ async def _replies_with_echo(
             await hass.services.async_call(DOMAIN, "send_text", {"text": "Story!"}, blocking=True)
             await assistant.wait_for("on")
             await assistant.until(lambda: assistant.states[-1] == "off", timeout=20)
-    diagnostics = box.runtime_data.session.audio_diagnostics()
+    diagnostics = box_session(box).audio_diagnostics()
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
     return _count(call.server_events, "input_audio_buffer.speech_started"), diagnostics
 
@@ -88,7 +101,7 @@ async def test_without_cancellation_the_echo_interrupts_the_reply(
     """
     speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, 2)
     assert speech_starts >= 1
-    assert diagnostics["mode"] == "full_duplex"
+    assert diagnostics["mode"] == "full"
 
 
 @pytest.mark.parametrize("box", ["echo_cancellation"], indirect=True)
@@ -147,17 +160,18 @@ async def test_without_the_library_half_duplex_and_a_repair_issue(
     # without it (the one stand-in of this file).
     with patch.dict(sys.modules, {LIBRARY: None}):
         await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
-    session = box.runtime_data.session
-    assert session.audio_diagnostics()["mode"] == "half_duplex"
+    session = box_session(box)
+    assert session.audio_diagnostics()["mode"] == "half"
     assert session.audio_diagnostics()["processing"] is None
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable")
+    issue_id = box_issue_id(ISSUE_ECHO_CANCELLATION, box_of(box).subentry_id)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert LIBRARY in issue.translation_placeholders["message"]
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
 
     await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
     assert session.audio_diagnostics()["mode"] == "echo_cancellation"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "echo_cancellation_unavailable") is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     await hass.services.async_call(DOMAIN, "end_conversation", {}, blocking=True)
 
 
@@ -179,9 +193,7 @@ async def test_openai_noise_reduction_follows_the_option(
 ) -> None:
     """audio.input.noise_reduction in the GA shape (the simulator checks it with the SDK)."""
     if noise_reduction is not None:
-        hass.config_entries.async_update_entry(
-            box, options={**box.options, CONF_NOISE_REDUCTION: noise_reduction}
-        )
+        change_box(hass, box, **{CONF_NOISE_REDUCTION: noise_reduction})
         await hass.async_block_till_done()
     await hass.services.async_call(DOMAIN, "start_conversation", {}, blocking=True)
     call = simulator.calls[-1]

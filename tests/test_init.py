@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.realtime_voice.const import CONF_BASE_URL, DOMAIN, EVENT_TRANSCRIPT
 from custom_components.realtime_voice.risk import HIGH_RISK_LABEL, HIGH_RISK_LABEL_NAME
 
-from .integration import EventLog, box_entry, running_box
+from .integration import EventLog, box_entry, box_of, running_box
 from .simulator import Simulator
 
 
@@ -29,6 +29,7 @@ async def test_custom_integration_loads_and_unloads(
 
     entry = MockConfigEntry(
         domain=DOMAIN,
+        version=2,
         data={CONF_API_KEY: simulator.api_key, CONF_BASE_URL: simulator.base_url},
     )
     entry.add_to_hass(hass)
@@ -46,6 +47,7 @@ async def test_the_high_risk_label_is_there_to_pick(
     """Setting a box up creates the label `voice_high_risk` once; a renamed one is kept."""
     entry = MockConfigEntry(
         domain=DOMAIN,
+        version=2,
         data={CONF_API_KEY: simulator.api_key, CONF_BASE_URL: simulator.base_url},
     )
     entry.add_to_hass(hass)
@@ -65,6 +67,7 @@ async def test_an_unreachable_endpoint_retries_later(
     """The key cannot be checked (server error): setup is retried, not failed."""
     entry = MockConfigEntry(
         domain=DOMAIN,
+        version=2,
         data={CONF_API_KEY: simulator.api_key, CONF_BASE_URL: simulator.base_url + "/down"},
     )
     entry.add_to_hass(hass)
@@ -79,7 +82,7 @@ async def test_removing_a_box_removes_its_usage_totals(
     """The totals are kept across restarts (storage), and deleted with the box."""
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     entry = box_entry(simulator)
-    key = f"{DOMAIN}.{entry.entry_id}.usage"
+    key = f"{DOMAIN}.{box_of(entry).subentry_id}.usage"
     async with running_box(hass, entry):
         await hass.services.async_call(DOMAIN, "start_conversation", blocking=True)
         await hass.services.async_call(DOMAIN, "send_text", {"text": "hello"}, blocking=True)

@@ -38,7 +38,18 @@ from custom_components.realtime_voice.pricing import model_prices, transcription
 from custom_components.realtime_voice.realtime.events import TranscriptionUsage, Usage
 from custom_components.realtime_voice.translated_errors import budget_issue_id
 
-from .integration import COST, STATE, TOKENS, EventLog, assert_recovered, box_entry, running_box
+from .integration import (
+    COST,
+    STATE,
+    TOKENS,
+    EventLog,
+    assert_recovered,
+    box_entry,
+    box_of,
+    box_session,
+    change_box,
+    running_box,
+)
 from .simulator import SimulatedCall, Simulator
 from .test_pricing import GA_RESPONSE_USAGE, TRANSCRIPTION_USAGE
 
@@ -49,8 +60,8 @@ async def _call(hass: HomeAssistant, action: str, **data: object) -> None:
     await hass.services.async_call(DOMAIN, action, data, blocking=True)
 
 
-def _issue(hass: HomeAssistant, entry_id: str) -> ir.IssueEntry | None:
-    return ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry_id))
+def _issue(hass: HomeAssistant, box_id: str) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, issue_id(box_id))
 
 
 async def _fix(hass: HomeAssistant, issue: str) -> dict[str, Any]:
@@ -86,7 +97,7 @@ async def test_a_retiring_model_raises_a_repair_whose_fix_switches_the_box(
     """gpt-realtime has a shutdown date: at setup an issue says so; its fix moves to 2.1."""
     entry = box_entry(simulator, options={CONF_MODEL: "gpt-realtime"})
     async with running_box(hass, entry):
-        issue = _issue(hass, entry.entry_id)
+        issue = _issue(hass, box_of(entry).subentry_id)
         assert issue is not None
         assert issue.translation_key == "model_retiring"
         assert issue.is_fixable
@@ -98,14 +109,14 @@ async def test_a_retiring_model_raises_a_repair_whose_fix_switches_the_box(
         assert (await simulator.wait_for_call()).session["model"] == "gpt-realtime"
         await _talk(hass, transcripts)  # the model still answers: the warning stays
         await _call(hass, "end_conversation")
-        assert _issue(hass, entry.entry_id) is not None
+        assert _issue(hass, box_of(entry).subentry_id) is not None
 
         form = await _fix(hass, issue.issue_id)
         await hass.async_block_till_done()
 
         assert form["description_placeholders"]["model"] == "gpt-realtime"
-        assert entry.options[CONF_MODEL] == "gpt-realtime-2.1"
-        assert _issue(hass, entry.entry_id) is None
+        assert box_of(entry).data[CONF_MODEL] == "gpt-realtime-2.1"
+        assert _issue(hass, box_of(entry).subentry_id) is None
         await _call(hass, "start_conversation")
         call = await simulator.wait_for_call()
         assert call.session["model"] == "gpt-realtime-2.1"
@@ -119,11 +130,11 @@ async def test_the_daily_check_notices_a_shutdown_date_and_a_vanished_model(
     """A shutdown date announced later, or a model gone from the account, raise the issue."""
     entry = box_entry(simulator, options={CONF_MODEL: "gpt-realtime-2.1-mini"})
     async with running_box(hass, entry):
-        assert _issue(hass, entry.entry_id) is None
+        assert _issue(hass, box_of(entry).subentry_id) is None
 
         simulator.models["gpt-realtime-2.1-mini"] = "2028-03-01"
         await _a_day_later(hass, freezer)
-        issue = _issue(hass, entry.entry_id)
+        issue = _issue(hass, box_of(entry).subentry_id)
         assert issue is not None
         assert issue.translation_key == "model_retiring"
         assert issue.translation_placeholders is not None
@@ -132,13 +143,13 @@ async def test_the_daily_check_notices_a_shutdown_date_and_a_vanished_model(
 
         del simulator.models["gpt-realtime-2.1-mini"]
         await _a_day_later(hass, freezer)
-        issue = _issue(hass, entry.entry_id)
+        issue = _issue(hass, box_of(entry).subentry_id)
         assert issue is not None
         assert issue.translation_key == "model_unlisted"
 
         simulator.models["gpt-realtime-2.1-mini"] = None
         await _a_day_later(hass, freezer)
-        assert _issue(hass, entry.entry_id) is None
+        assert _issue(hass, box_of(entry).subentry_id) is None
 
 
 async def test_a_model_refused_at_connect_raises_the_issue_at_once(
@@ -151,7 +162,7 @@ async def test_a_model_refused_at_connect_raises_the_issue_at_once(
         with pytest.raises(HomeAssistantError) as raised:
             await _call(hass, "start_conversation")
         assert raised.value.translation_key == "model_unavailable"
-        issue = _issue(hass, entry.entry_id)
+        issue = _issue(hass, box_of(entry).subentry_id)
         assert issue is not None
         assert issue.translation_key == "model_refused"
         assert issue.severity is ir.IssueSeverity.ERROR
@@ -167,14 +178,14 @@ async def test_a_model_the_account_cannot_use_ends_the_conversation_with_the_iss
     """
     entry = box_entry(simulator, options={CONF_MODEL: "gpt-realtime-9"})
     async with running_box(hass, entry):
-        issue = _issue(hass, entry.entry_id)
+        issue = _issue(hass, box_of(entry).subentry_id)
         assert issue is not None
         assert issue.translation_key == "model_unlisted"
         ended = EventLog(hass, EVENT_SESSION_ENDED)
         await _call(hass, "start_conversation")
         await _call(hass, "send_text", text="Hello")
         assert (await ended.wait_for())["reason"] == "error"
-        issue = _issue(hass, entry.entry_id)
+        issue = _issue(hass, box_of(entry).subentry_id)
         assert issue is not None
         assert issue.translation_key == "model_refused"
         assert "gpt-realtime-9" in hass.states.get(STATE).attributes["last_error"]
@@ -182,7 +193,7 @@ async def test_a_model_the_account_cannot_use_ends_the_conversation_with_the_iss
 
         await _fix(hass, issue.issue_id)
         await hass.async_block_till_done()
-        assert entry.options[CONF_MODEL] == "gpt-realtime-2.1"
+        assert box_of(entry).data[CONF_MODEL] == "gpt-realtime-2.1"
         transcripts = EventLog(hass, EVENT_TRANSCRIPT)
         await _call(hass, "start_conversation")
         await _talk(hass, transcripts)
@@ -274,9 +285,9 @@ async def test_a_start_beyond_the_daily_limit_is_refused(
         assert raised.value.translation_key == "budget_daily"
         assert raised.value.translation_placeholders == {"limit": "0.00", "spent": "0.00"}
         assert simulator.calls == []
-        await assert_recovered(hass, simulator, issues=[budget_issue_id(entry.entry_id)])
+        await assert_recovered(hass, simulator, issues=[budget_issue_id(box_of(entry).subentry_id)])
 
-        hass.config_entries.async_update_entry(entry, options={CONF_BUDGET_DAILY: 1.0})
+        change_box(hass, entry, **{CONF_BUDGET_DAILY: 1.0})
         await hass.async_block_till_done()
         await _call(hass, "start_conversation")
         await _call(hass, "end_conversation")
@@ -315,7 +326,7 @@ async def test_a_conversation_that_reaches_its_limit_ends_with_a_short_goodbye(
         assert goodbye[-1]["response"]["max_output_tokens"] == GOODBYE_MAX_OUTPUT_TOKENS
         assert "spending limit" in goodbye[-1]["response"]["instructions"]
         assert _done(call)[-1]["response"]["status"] == "completed"  # the goodbye was said
-        billed = entry.runtime_data.session.state.session_cost
+        billed = box_session(entry).state.session_cost
         assert 0 < billed <= limit
         await assert_recovered(hass, simulator)
 
@@ -345,9 +356,7 @@ async def test_reasoning_and_truncation_reach_the_session(
         }
         await _call(hass, "end_conversation")
 
-        hass.config_entries.async_update_entry(
-            entry, options={**options, CONF_MODEL: "gpt-realtime-1.5", CONF_CONTEXT_LIMIT: 0}
-        )
+        change_box(hass, entry, **{CONF_MODEL: "gpt-realtime-1.5", CONF_CONTEXT_LIMIT: 0})
         await hass.async_block_till_done()
         await _call(hass, "start_conversation")
         call = await simulator.wait_for_call()

@@ -28,7 +28,7 @@ from PIL import Image
 import probatio
 import pytest
 
-from custom_components.realtime_voice import config_flow, translated_errors
+from custom_components.realtime_voice import box_flow, config_flow, options, translated_errors
 from custom_components.realtime_voice.binary_sensor import BINARY_SENSORS
 from custom_components.realtime_voice.budget import LimitKind
 from custom_components.realtime_voice.button import BUTTONS
@@ -404,6 +404,24 @@ _FLOW = probatio.All(
 )
 
 
+# hassfest: a subentry flow also names its kind and the button that adds one.
+_SUBENTRY_FLOW = probatio.All(
+    probatio.Schema(
+        {
+            probatio.Required("entry_type"): _text(),
+            probatio.Required("initiate_flow"): {
+                probatio.Required("user"): _text(),
+                probatio.Optional("reconfigure"): _text(),
+            },
+            probatio.Required("step"): {str: _STEP},
+            probatio.Optional("error"): {str: _text()},
+            probatio.Optional("abort"): {str: _text()},
+        }
+    ),
+    _described_data_only,
+)
+
+
 def _described_or_fixable(issue: dict[str, Any]) -> dict[str, Any]:
     """Hassfest: an issue has a description, or a fix flow that describes it."""
     if "description" not in issue and "fix_flow" not in issue:
@@ -420,6 +438,9 @@ _STATES = cv.schema_with_slug_keys(_text(placeholders=False), slug_validator=_ke
 STRINGS_SCHEMA = probatio.Schema(
     {
         probatio.Optional("config"): _FLOW,
+        probatio.Optional("config_subentries"): cv.schema_with_slug_keys(
+            _SUBENTRY_FLOW, slug_validator=_key
+        ),
         probatio.Optional("options"): _FLOW,
         probatio.Optional("selector"): cv.schema_with_slug_keys(
             {probatio.Optional("options"): cv.schema_with_slug_keys(_text(), slug_validator=_key)}
@@ -725,36 +746,54 @@ def test_translated_errors_and_issues_exist(hass: HomeAssistant) -> None:
 
 
 def flow_translation_keys(source: str) -> dict[str, set[str]]:
-    """Return the steps, errors and aborts a config flow module can show, by strings section."""
+    """Return the steps, errors and aborts a flow module can show, by strings section.
+
+    A ConfigSubentryFlow's are under "box" (config_subentries.box), the rest under "config".
+    Form errors outside any class are the config flow's (its key check).
+    """
     tree = ast.parse(source)
     used: dict[str, set[str]] = {
-        "config.step": set(),
-        "options.step": set(),
-        "config.error": set(),
-        "config.abort": set(),
+        f"{flow}.{part}": set() for flow in ("config", "box") for part in ("step", "error", "abort")
     }
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    in_classes = {id(node) for cls in classes for node in ast.walk(cls)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if key is not None and _strings_in(key) == {"base"}:
-                    used["config.error"] |= _strings_in(value)
-    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        if id(node) not in in_classes:
+            used["config.error"] |= _base_errors(node)
+    for cls in classes:
         bases = {ast.unparse(base) for base in cls.bases}
-        section = "options" if any("OptionsFlow" in base for base in bases) else "config"
+        flow = "box" if any("SubentryFlow" in base for base in bases) else "config"
         methods = {node.name for node in cls.body if isinstance(node, ast.AsyncFunctionDef)}
         for node in ast.walk(cls):
+            used[f"{flow}.error"] |= _base_errors(node)
             if isinstance(node, ast.keyword) and node.arg == "step_id":
-                used[f"{section}.step"] |= _strings_in(node.value)
+                used[f"{flow}.step"] |= _strings_in(node.value)
             if isinstance(node, ast.keyword) and node.arg == "reason":
-                used["config.abort"] |= _strings_in(node.value)
+                used[f"{flow}.abort"] |= _strings_in(node.value)
             if isinstance(node, ast.Attribute):
-                used["config.abort"] |= _implied_aborts(node.attr, methods)
+                used[f"{flow}.abort"] |= _implied_aborts(node.attr, methods)
     return used
+
+
+def _base_errors(node: ast.AST) -> set[str]:
+    """Return the form errors a dict literal or an errors["base"] assignment names."""
+    found: set[str] = set()
+    if isinstance(node, ast.Dict):
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is not None and _strings_in(key) == {"base"}:
+                found |= _strings_in(value)
+    if isinstance(node, ast.Assign) and any(
+        isinstance(target, ast.Tuple | ast.Subscript) and "errors['base']" in ast.unparse(target)
+        for target in node.targets
+    ):
+        values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+        found |= _strings_in(values[0])  # errors["base"], problem = "key", message
+    return found
 
 
 def _implied_aborts(method: str, flow_methods: set[str]) -> set[str]:
     """Return the abort reasons ConfigFlow's helpers use unless given another."""
-    if method == "_abort_if_unique_id_configured":
+    if method in {"_abort_if_unique_id_configured", "_async_abort_entries_match"}:
         return {"already_configured"}
     if method == "async_update_reload_and_abort":
         return {
@@ -769,12 +808,19 @@ def _implied_aborts(method: str, flow_methods: set[str]) -> set[str]:
 
 
 def test_config_flow_steps_errors_and_aborts_exist() -> None:
-    used = flow_translation_keys(Path(config_flow.__file__).read_text(encoding="utf-8"))
+    used = {section: set[str]() for section in flow_translation_keys("")}
+    for module in (config_flow, box_flow):
+        for section, keys in flow_translation_keys(
+            Path(module.__file__ or "").read_text(encoding="utf-8")
+        ).items():
+            used[section] |= keys
     assert used["config.step"] == {"user", "persona", "audio", "reauth_confirm", "reconfigure"}
-    assert used["options.step"] == {"init"}
+    assert used["box.step"] == {"user", "reconfigure", "audio"}
+    assert used["box.error"] == {"invalid_prices"}
+    texts = {"config": STRINGS["config"], "box": STRINGS["config_subentries"]["box"]}
     for section, keys in used.items():
         flow, part = section.split(".")
-        assert keys <= STRINGS[flow][part].keys(), f"{section}: {keys - STRINGS[flow][part].keys()}"
+        assert keys <= texts[flow][part].keys(), f"{section}: {keys - texts[flow][part].keys()}"
         assert keys, section
 
 
@@ -793,11 +839,20 @@ def test_config_flow_scan_catches_a_missing_step() -> None:
     assert not used["config.step"] <= STRINGS["config"]["step"].keys()
 
 
-def test_select_selectors_with_translation_keys_are_translated() -> None:
-    """A select's translation_key points at strings.selector, with a label for each option."""
+def test_select_selectors_with_translation_keys_are_translated(hass: HomeAssistant) -> None:
+    """A select's translation_key points at strings.selector, with a label for each option.
+
+    Checked on the persona step and on every section of the options form.
+    """
+    context = options.FormContext(hass)
+    schemas = [
+        box_flow.persona_schema(hass, ()),
+        *(part.schema for part in options.form_schema(context).schema.values()),
+    ]
     selects = [
         validator
-        for validator in config_flow.persona_schema(()).schema.values()
+        for schema in schemas
+        for validator in schema.schema.values()
         if isinstance(validator, selector.SelectSelector)
     ]
     assert selects
@@ -807,8 +862,8 @@ def test_select_selectors_with_translation_keys_are_translated() -> None:
             continue
         labels = STRINGS["selector"].get(key, {}).get("options", {})
         # An option that is no valid translation key (a dotted model id) shows as itself.
-        options = {option for option in select.config["options"] if TRANSLATION_KEY.match(option)}
-        assert options <= labels.keys(), f"{key}: {options - labels.keys()}"
+        offered = {option for option in select.config["options"] if TRANSLATION_KEY.match(option)}
+        assert offered <= labels.keys(), f"{key}: {offered - labels.keys()}"
 
 
 # --- Brand images -------------------------------------------------------------------------------
@@ -928,6 +983,11 @@ def test_ci_check_catches_missing_validation() -> None:
 
 
 def test_changelog_describes_the_released_version() -> None:
-    """Every version in the manifest has its section in CHANGELOG.md, the newest first."""
+    """Every version in the manifest has its section in CHANGELOG.md, the newest first.
+
+    Changes not released yet go to an "Unreleased" section above it.
+    """
     headings = re.findall(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
+    if headings[0] == "Unreleased":
+        headings = headings[1:]
     assert headings[0] == MANIFEST["version"]

@@ -14,6 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice.audio import DuplexMode
 from custom_components.realtime_voice.const import (
     CONF_IDLE_TIMEOUT,
     CONF_MAX_DURATION,
@@ -21,8 +22,8 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     EVENT_TRANSCRIPT,
-    Duplex,
 )
+from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
 
 from .integration import (
     ASSISTANT_SPEAKING,
@@ -36,6 +37,8 @@ from .integration import (
     EventLog,
     StateHistory,
     box_entry,
+    box_of,
+    box_session,
     running_box,
     speak_into_mic,
 )
@@ -156,9 +159,7 @@ async def test_idle_timeout_ends_the_conversation(
     hass: HomeAssistant, box: MockConfigEntry
 ) -> None:
     """Nobody speaks for the idle timeout: the conversation ends as idle."""
-    box.runtime_data.session.apply_settings(
-        replace(box.runtime_data.session.settings, idle_timeout=0.5)
-    )
+    box_session(box).apply_settings(replace(box_session(box).settings, idle_timeout=0.5))
     ended = EventLog(hass, EVENT_SESSION_ENDED)
     await _start(hass)
     assert open_streams() != []
@@ -179,9 +180,7 @@ async def test_someone_speaking_is_never_idle(
     The idle timer runs out while the user still speaks: it starts again instead of ending
     the conversation; silence after the answer ends it as idle.
     """
-    box.runtime_data.session.apply_settings(
-        replace(box.runtime_data.session.settings, idle_timeout=IDLE_SECONDS)
-    )
+    box_session(box).apply_settings(replace(box_session(box).settings, idle_timeout=IDLE_SECONDS))
     simulator.script(Reply("Noted."))
     transcripts = EventLog(hass, EVENT_TRANSCRIPT)
     ended = EventLog(hass, EVENT_SESSION_ENDED)
@@ -209,9 +208,7 @@ async def test_max_duration_ends_the_conversation(
     hass: HomeAssistant, box: MockConfigEntry
 ) -> None:
     """The conversation ends after the maximum duration, even while people talk."""
-    box.runtime_data.session.apply_settings(
-        replace(box.runtime_data.session.settings, max_duration=0.5 / 60)
-    )
+    box_session(box).apply_settings(replace(box_session(box).settings, max_duration=0.5 / 60))
     ended = EventLog(hass, EVENT_SESSION_ENDED)
     await _start(hass)
     assert (await _ended(hass, ended))["reason"] == "max_duration"
@@ -305,8 +302,8 @@ async def test_full_duplex_barge_in_silences_the_speaker(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
 ) -> None:
     """In full duplex the user can talk over the assistant: its reply stops at once."""
-    session = box.runtime_data.session
-    session.apply_settings(replace(session.settings, duplex=Duplex.FULL))
+    session = box_session(box)
+    session.apply_settings(replace(session.settings, duplex=DuplexMode.FULL))
     simulator.script(Reply("Here is a very long story that goes on and on " * 6))
     assistant = StateHistory(hass, ASSISTANT_SPEAKING)
     state = StateHistory(hass, STATE)
@@ -338,6 +335,11 @@ async def test_a_speaker_unplugged_mid_conversation(
     unplug(SPEAKER)
     end = await ended.wait_for(timeout=15)
     assert end["reason"] == "error"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "audio_device_unavailable") is not None
+    assert (
+        ir.async_get(hass).async_get_issue(
+            DOMAIN, box_issue_id(ISSUE_AUDIO_DEVICE, box_of(box).subentry_id)
+        )
+        is not None
+    )
     assert hass.states.get(STATE).state == "idle"
     assert open_streams() == []

@@ -33,6 +33,7 @@ from .integration import (
     KITCHEN,
     EventLog,
     box_entry,
+    box_session,
     build_home,
     running_box,
 )
@@ -204,7 +205,7 @@ async def test_bad_calls_get_an_error_output_and_the_session_goes_on(
     assert explained in output["error_text"]
     said = await transcripts.wait_for(lambda data: data["role"] == "assistant")
     assert said["text"] == "Something went wrong."
-    assert box.runtime_data.session.state.active
+    assert box_session(box).state.active
 
 
 async def test_invalid_json_arguments(

@@ -36,7 +36,7 @@ from .audio.echo import (
     check_library,
 )
 from .audio.tracks import MicrophoneTrack, SpeakerSink
-from .const import AudioBackendChoice, Duplex
+from .const import AudioBackendChoice, Box
 from .translated_errors import note_echo_cancellation
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class AudioSettings:
     backend: AudioBackendChoice
     input_device: str | None
     output_device: str | None
-    duplex: Duplex
+    duplex: DuplexMode
     noise_suppression: bool = True
     high_pass_filter: bool = True
 
@@ -75,7 +75,9 @@ class AudioSettings:
     def processing(self) -> ProcessingOptions:
         """Return what the microphone's audio should go through."""
         return ProcessingOptions(
-            self.duplex is Duplex.ECHO_CANCELLATION, self.noise_suppression, self.high_pass_filter
+            self.duplex is DuplexMode.ECHO_CANCELLATION,
+            self.noise_suppression,
+            self.high_pass_filter,
         )
 
 
@@ -132,6 +134,8 @@ class AudioLink:
         settings: AudioSettings,
         on_device_lost: DeviceLostHandler,
         start_task: TaskStarter,
+        *,
+        box: Box,
     ) -> AudioLink:
         """Open the speaker and the microphone; release both if either fails."""
         backend = await hass.async_add_executor_job(_load_backend, settings.backend)
@@ -163,8 +167,8 @@ class AudioLink:
                 await speaker.aclose()
             await hass.async_add_executor_job(backend.close)
             raise
-        if settings.duplex is Duplex.ECHO_CANCELLATION:
-            note_echo_cancellation(hass, unavailable)
+        if settings.duplex is DuplexMode.ECHO_CANCELLATION:
+            note_echo_cancellation(hass, box, unavailable)
         return cls(
             hass,
             backend,
@@ -219,11 +223,11 @@ class AudioLink:
         }
 
 
-def _mode(duplex: Duplex, options: ProcessingOptions) -> DuplexMode:
+def _mode(duplex: DuplexMode, options: ProcessingOptions) -> DuplexMode:
     """Return the gate's mode: echo cancellation only where it runs, else half duplex."""
-    if duplex is Duplex.FULL:
+    if duplex is DuplexMode.FULL:
         return DuplexMode.FULL
-    if duplex is Duplex.ECHO_CANCELLATION and options.echo_cancellation:
+    if duplex is DuplexMode.ECHO_CANCELLATION and options.echo_cancellation:
         return DuplexMode.ECHO_CANCELLATION
     return DuplexMode.HALF
 

@@ -1,10 +1,10 @@
-"""Keys and defaults of Realtime Voice."""
+"""Keys and constants of Realtime Voice (the options' defaults are in options.py)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 import logging
-from typing import Final
+from typing import Final, NamedTuple
 
 from .models_catalog import RECOMMENDED_MODEL
 
@@ -19,14 +19,16 @@ DEFAULT_INSTRUCTIONS: Final = (
     "sentences, in the language the user speaks. When the user says goodbye, call end_session."
 )
 
-# Entry data (set up once, changed only by reauth / reconfigure).
+# Entry data: the OpenAI account (changed by reauth / reconfigure).
 CONF_BASE_URL: Final = "base_url"
+
+# Box data (a config subentry per box): the audio library and devices, and the options below.
+SUBENTRY_BOX: Final = "box"
 CONF_AUDIO_BACKEND: Final = "audio_backend"
 CONF_INPUT_DEVICE: Final = "input_device"
 CONF_OUTPUT_DEVICE: Final = "output_device"
-DEFAULT_DEVICE: Final = "default"
 
-# Entry options.
+# Box options: their defaults, form fields and sections are in options.py.
 CONF_INSTRUCTIONS: Final = "instructions"
 CONF_VOICE: Final = "voice"
 CONF_MODEL: Final = "model"
@@ -56,16 +58,14 @@ CONF_BUDGET_DAILY: Final = "budget_daily"
 CONF_BUDGET_MONTHLY: Final = "budget_monthly"
 CONF_BUDGET_CONVERSATION: Final = "budget_conversation"
 
-DEFAULT_IDLE_TIMEOUT: Final = 30  # seconds of silence from both sides
-DEFAULT_MAX_DURATION: Final = 10  # minutes
 MAX_MAX_DURATION: Final = 55  # minutes: OpenAI ends every session at 60
-DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
-DEFAULT_TOOL_TIMEOUT: Final = 10  # seconds
-DEFAULT_MAX_TOOL_CALLS: Final = 5  # per user turn
 
-# Share of the context limit kept when it is reached: a deep cut happens seldom, and each cut
-# makes the next answer re-read the conversation uncached (tests/bench/cost.py).
-DEFAULT_RETENTION_RATIO: Final = 0.5
+
+class Box(NamedTuple):
+    """Which box: its config subentry's id, and the title people know it by."""
+
+    id: str
+    title: str
 
 
 class AudioBackendChoice(StrEnum):
@@ -74,18 +74,6 @@ class AudioBackendChoice(StrEnum):
     AUTO = "auto"
     SOUNDDEVICE = "sounddevice"
     PULSE = "pulse"
-
-
-class Duplex(StrEnum):
-    """Whether the microphone stays open while the assistant speaks, and how."""
-
-    ECHO_CANCELLATION = "echo_cancellation"
-    HALF = "half"
-    FULL = "full"
-
-
-DEFAULT_NOISE_REDUCTION: Final = "far_field"  # an open box, not a headset
-NOISE_REDUCTIONS: Final = ("far_field", "near_field", "off")
 
 
 class EndReason(StrEnum):

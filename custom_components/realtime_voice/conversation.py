@@ -24,7 +24,7 @@ from homeassistant.helpers.event import async_call_later
 from .audio import AudioDeviceError
 from .audio_link import AudioLink, AudioSettings
 from .budget import GOODBYE_MAX_OUTPUT_TOKENS
-from .const import LOGGER, EndReason
+from .const import LOGGER, Box, EndReason
 from .prompts import goodbye_prompt, say_prompt
 from .realtime.connection import CloseReason, RealtimeConnection, Timeouts
 from .realtime.errors import NotConnectedError
@@ -101,6 +101,7 @@ class Conversation:
         hass: HomeAssistant,
         owner: ConversationOwner,
         *,
+        box: Box,
         settings: SessionSettings,
         http: aiohttp.ClientSession,
         tools: ToolRouter,
@@ -110,6 +111,7 @@ class Conversation:
         """Prepare; nothing is opened until open()."""
         self.hass = hass
         self._owner = owner
+        self._box = box
         self._settings = settings
         self._http = http
         self._tools = tools
@@ -138,6 +140,7 @@ class Conversation:
                 AudioSettings.from_settings(self._settings),
                 self._on_device_lost,
                 self._background,
+                box=self._box,
             )
             self._stack.push_async_callback(self._audio.async_close)
             config = await self._session_config(instructions)

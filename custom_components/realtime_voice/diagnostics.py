@@ -30,14 +30,21 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: RealtimeVoiceConfigEntry
 ) -> dict[str, Any]:
     """Return what helps to understand a problem, never the key or the user's words."""
-    session = entry.runtime_data.session
+    boxes = entry.runtime_data.boxes
     return async_redact_data(
         {
             "data": dict(entry.data),
-            "options": dict(entry.options),
-            "settings": asdict(session.settings, dict_factory=_json_dict),
-            "state": asdict(session.state),
-            "audio": session.audio_diagnostics(),
+            "boxes": {
+                box_id: {
+                    "title": entry.subentries[box_id].title,
+                    "data": dict(entry.subentries[box_id].data),
+                    "settings": asdict(session.settings, dict_factory=_json_dict),
+                    "state": asdict(session.state),
+                    "audio": session.audio_diagnostics(),
+                }
+                for box_id, session in boxes.items()
+                if box_id in entry.subentries
+            },
         },
         TO_REDACT,
     )

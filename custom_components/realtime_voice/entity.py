@@ -9,7 +9,7 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import DOMAIN
+from .const import DOMAIN, Box
 from .session import VoiceSession
 from .state import SessionState
 
@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from .models import RealtimeVoiceConfigEntry
 
 
-def device_info(entry_id: str, title: str) -> DeviceInfo:
+def device_info(box: Box) -> DeviceInfo:
     """Describe the box as one device."""
     return DeviceInfo(
-        identifiers={(DOMAIN, entry_id)},
-        name=title,
+        identifiers={(DOMAIN, box.id)},
+        name=box.title,
         manufacturer="OpenAI",
         model="Realtime voice assistant",
         entry_type=DeviceEntryType.SERVICE,
@@ -34,12 +34,12 @@ class RealtimeVoiceEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
 
-    def __init__(self, session: VoiceSession, title: str, description: EntityDescription) -> None:
+    def __init__(self, session: VoiceSession, description: EntityDescription) -> None:
         """Bind the entity to the box's session."""
         self.session = session
         self.entity_description = description
-        self._attr_unique_id = f"{session.entry_id}-{description.key}"
-        self._attr_device_info = device_info(session.entry_id, title)
+        self._attr_unique_id = f"{session.box.id}-{description.key}"
+        self._attr_device_info = device_info(session.box)
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -58,8 +58,9 @@ def add_entities[D: EntityDescription](
     entity_class: type[RealtimeVoiceEntity],
     descriptions: Iterable[D],
 ) -> None:
-    """Add one entity of entity_class per description, bound to the entry's session."""
-    session = entry.runtime_data.session
-    async_add_entities(
-        entity_class(session, entry.title, description) for description in descriptions
-    )
+    """Add one entity of entity_class per description to every box, under its subentry."""
+    for box_id, session in entry.runtime_data.boxes.items():
+        async_add_entities(
+            (entity_class(session, description) for description in descriptions),
+            config_subentry_id=box_id,
+        )

@@ -11,12 +11,13 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_track_time_interval
 
-from .const import DOMAIN, LOGGER
+from .const import CONF_BASE_URL, DEFAULT_BASE_URL, DOMAIN, LOGGER, Box
 from .models_catalog import is_realtime_model, replacement_for
 from .realtime.errors import RealtimeError
 from .realtime.http import ModelInfo, check_api_key
@@ -40,9 +41,9 @@ class ModelProblem(StrEnum):
     """OpenAI refused it when a conversation started."""
 
 
-def issue_id(entry_id: str) -> str:
+def issue_id(box_id: str) -> str:
     """Return the id of a box's model issue (one per box, whatever the problem)."""
-    return f"model_{entry_id}"
+    return f"model_{box_id}"
 
 
 def find_problem(model: str, listed: Iterable[ModelInfo]) -> ModelInfo | ModelProblem | None:
@@ -59,27 +60,36 @@ def find_problem(model: str, listed: Iterable[ModelInfo]) -> ModelInfo | ModelPr
 
 @callback
 def async_check_model(
-    hass: HomeAssistant, entry: RealtimeVoiceConfigEntry, model: str, listed: Iterable[ModelInfo]
+    hass: HomeAssistant, entry_id: str, box: Box, model: str, listed: Iterable[ModelInfo]
 ) -> None:
     """Raise the issue if the model retires or is gone; remove a listing issue once it is fine."""
     models = tuple(listed)
     match find_problem(model, models):
         case ModelInfo(shutdown_date=shutdown):
-            async_raise(hass, entry, model, ModelProblem.RETIRING, models, shutdown=str(shutdown))
+            async_raise(
+                hass,
+                entry_id,
+                box,
+                model,
+                ModelProblem.RETIRING,
+                listed=models,
+                shutdown=str(shutdown),
+            )
         case ModelProblem.UNLISTED:
-            async_raise(hass, entry, model, ModelProblem.UNLISTED, models)
+            async_raise(hass, entry_id, box, model, ModelProblem.UNLISTED, listed=models)
         case _:
-            async_clear_listing(hass, entry.entry_id, model)
+            async_clear_listing(hass, box.id, model)
 
 
 @callback
 def async_raise(
     hass: HomeAssistant,
-    entry: RealtimeVoiceConfigEntry,
+    entry_id: str,
+    box: Box,
     model: str,
     problem: ModelProblem,
-    listed: Iterable[ModelInfo] = (),
     *,
+    listed: Iterable[ModelInfo] = (),
     shutdown: str = "",
     message: str = "",
 ) -> None:
@@ -88,58 +98,68 @@ def async_raise(
     ir.async_create_issue(
         hass,
         DOMAIN,
-        issue_id(entry.entry_id),
+        issue_id(box.id),
         is_fixable=True,
         severity=ir.IssueSeverity.ERROR
         if problem is ModelProblem.REFUSED
         else ir.IssueSeverity.WARNING,
         translation_key=problem,
         translation_placeholders={
-            "box": entry.title,
+            "box": box.title,
             "model": model,
             "replacement": replacement,
             "shutdown_date": shutdown,
             "message": message,
         },
-        data={"entry_id": entry.entry_id, "replacement": replacement},
+        data={"entry_id": entry_id, "box_id": box.id, "replacement": replacement},
     )
 
 
 @callback
-def async_clear_listing(hass: HomeAssistant, entry_id: str, model: str) -> None:
+def async_clear_listing(hass: HomeAssistant, box_id: str, model: str) -> None:
     """Remove the issue: the account lists the model; a refusal of this very model stays."""
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry_id))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(box_id))
     if issue is None:
         return
     refused = issue.translation_key == ModelProblem.REFUSED
     if refused and (issue.translation_placeholders or {}).get("model") == model:
         return  # OpenAI refused it although listed (no access): until it answers
-    ir.async_delete_issue(hass, DOMAIN, issue_id(entry_id))
+    ir.async_delete_issue(hass, DOMAIN, issue_id(box_id))
 
 
 @callback
-def async_clear_refusal(hass: HomeAssistant, entry_id: str) -> None:
+def async_clear_refusal(hass: HomeAssistant, box_id: str) -> None:
     """Remove a refusal issue: OpenAI answered with the model."""
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry_id))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(box_id))
     if issue is not None and issue.translation_key == ModelProblem.REFUSED:
-        ir.async_delete_issue(hass, DOMAIN, issue_id(entry_id))
+        ir.async_delete_issue(hass, DOMAIN, issue_id(box_id))
+
+
+@callback
+def async_check_models(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry) -> None:
+    """Check every box's model against the account's list."""
+    for session in entry.runtime_data.boxes.values():
+        async_check_model(
+            hass, entry.entry_id, session.box, session.settings.model, entry.runtime_data.models
+        )
 
 
 @callback
 def async_track_model(hass: HomeAssistant, entry: RealtimeVoiceConfigEntry) -> None:
-    """Check the box's model against the account's list once a day, while the entry is loaded."""
+    """Check the boxes' models against the account's list once a day, while it is loaded."""
 
     async def _check(_now: datetime) -> None:
-        settings = entry.runtime_data.session.settings
         try:
             listed = await check_api_key(
-                async_get_clientsession(hass), settings.base_url, settings.api_key
+                async_get_clientsession(hass),
+                entry.data.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
+                entry.data[CONF_API_KEY],
             )
         except RealtimeError as err:
             LOGGER.debug("The daily model check could not list the models: %s", err)
             return
         entry.runtime_data.models = listed
-        async_check_model(hass, entry, settings.model, listed)
+        async_check_models(hass, entry)
 
     entry.async_on_unload(
         async_track_time_interval(hass, _check, CHECK_INTERVAL, name=f"{DOMAIN} model check")

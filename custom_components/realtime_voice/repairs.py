@@ -15,9 +15,10 @@ from .const import CONF_MODEL, DOMAIN
 class SwitchModelFlow(RepairsFlow):
     """One confirmation, then the box uses the replacement from its next conversation on."""
 
-    def __init__(self, entry_id: str, replacement: str) -> None:
-        """Remember which box moves to which model."""
+    def __init__(self, entry_id: str, box_id: str, replacement: str) -> None:
+        """Remember which box (of which entry) moves to which model."""
         self._entry_id = entry_id
+        self._box_id = box_id
         self._replacement = replacement
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
@@ -29,11 +30,12 @@ class SwitchModelFlow(RepairsFlow):
     ) -> RepairsFlowResult:
         """Show what changes; on confirmation, switch the model."""
         entry = self.hass.config_entries.async_get_entry(self._entry_id)
-        if entry is None:
+        box = entry.subentries.get(self._box_id) if entry is not None else None
+        if entry is None or box is None:
             return self.async_abort(reason="box_removed")
         if user_input is not None:
-            self.hass.config_entries.async_update_entry(
-                entry, options={**entry.options, CONF_MODEL: self._replacement}
+            self.hass.config_entries.async_update_subentry(
+                entry, box, data={**box.data, CONF_MODEL: self._replacement}
             )
             return self.async_create_entry(data={})
         issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
@@ -49,4 +51,6 @@ async def async_create_fix_flow(
 ) -> RepairsFlow:
     """Return the fix flow of a model issue (the only fixable issues of this integration)."""
     data = data or {}
-    return SwitchModelFlow(str(data.get("entry_id")), str(data.get("replacement")))
+    return SwitchModelFlow(
+        str(data.get("entry_id")), str(data.get("box_id")), str(data.get("replacement"))
+    )

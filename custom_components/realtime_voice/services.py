@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import ServiceValidationError
@@ -73,27 +72,27 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
 
 def _target_session(hass: HomeAssistant, data: Mapping[str, Any]) -> VoiceSession:
-    """Find the box an action is for: by entry, by device, or the only one there is."""
-    entry_id = data.get(ATTR_CONFIG_ENTRY_ID)
+    """Find the box an action is for: by device, by entry (or box), or the only one there is.
+
+    A config entry id names an account, and the box if it has one; a box's own id is taken
+    too, since a box moved from a version-1 entry keeps that entry's id.
+    """
+    boxes = [
+        session
+        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+        for session in cast("RealtimeVoiceConfigEntry", entry).runtime_data.boxes.values()
+    ]
     if device_id := data.get(ATTR_DEVICE_ID):
         device = dr.async_get(hass).async_get(device_id)
-        entry_id = next(
-            (eid for eid in (device.config_entries if device else ()) if _is_ours(hass, eid)),
-            None,
-        )
-        if entry_id is None:
+        boxes = [
+            session for session in boxes if device and session.box.id == device.config_subentry_id
+        ]
+        if not boxes:
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_box")
-    entries: list[RealtimeVoiceConfigEntry] = [
-        entry
-        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-        if entry_id in (None, entry.entry_id)
-    ]
-    if len(entries) != 1:
-        key = "unknown_box" if entry_id or not entries else "ambiguous_box"
+    if entry_id := data.get(ATTR_CONFIG_ENTRY_ID):
+        named = [session for session in boxes if session.box.id == entry_id]
+        boxes = named or [session for session in boxes if session.entry_id == entry_id]
+    if len(boxes) != 1:
+        key = "ambiguous_box" if boxes else "unknown_box"
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key=key)
-    return entries[0].runtime_data.session
-
-
-def _is_ours(hass: HomeAssistant, entry_id: str) -> bool:
-    entry = hass.config_entries.async_get_entry(entry_id)
-    return entry is not None and entry.domain == DOMAIN and entry.state is ConfigEntryState.LOADED
+    return boxes[0]

@@ -31,6 +31,7 @@ from .const import (
     EVENT_TRANSCRIPT,
     EVENT_USAGE,
     LOGGER,
+    Box,
     EndReason,
 )
 from .conversation import Conversation
@@ -61,6 +62,7 @@ class VoiceSession:
         hass: HomeAssistant,
         *,
         entry: ConfigEntry,
+        box: Box,
         device_id: Callable[[], str | None],
         settings: SessionSettings,
         http: aiohttp.ClientSession,
@@ -71,6 +73,7 @@ class VoiceSession:
         """Prepare an idle box; nothing is opened until a conversation starts."""
         self.hass = hass
         self.entry_id = entry.entry_id
+        self.box = box
         self._entry = entry
         self._device_id = device_id
         self.settings = settings
@@ -125,7 +128,7 @@ class VoiceSession:
         self._tools.policy = settings.tool_policy
         self._ledger.prices = settings.prices
         self._ledger.transcription_prices = settings.transcription_prices
-        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.entry_id))  # new limits
+        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.box.id))  # new limits
 
     def audio_diagnostics(self) -> dict[str, Any]:
         """Return the audio devices' counters while a conversation runs."""
@@ -180,7 +183,7 @@ class VoiceSession:
 
     def report_error(self, err: Exception) -> None:
         """Show a failed action's cause and raise the repair issue the user can act on."""
-        report_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+        report_error(self.hass, err, self.box, on_auth_failed=self._on_auth_failed)
         if isinstance(err, ModelUnavailableError):
             self._raise_model_refused(err.message)
         self._update(last_error=str(err))
@@ -203,6 +206,7 @@ class VoiceSession:
         conversation = Conversation(
             self.hass,
             self,
+            box=self.box,
             settings=self.settings,
             http=self._http,
             tools=self._tools,
@@ -218,8 +222,8 @@ class VoiceSession:
         self._ledger.new_session()
         self._update(activity=Activity.LISTENING, session_started=dt_util.utcnow())
         self._publish_usage()
-        clear_issues(self.hass)
-        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.entry_id))
+        clear_issues(self.hass, self.box.id)
+        ir.async_delete_issue(self.hass, DOMAIN, budget_issue_id(self.box.id))
         self._fire(EVENT_SESSION_STARTED, {})
         return conversation
 
@@ -280,7 +284,7 @@ class VoiceSession:
     def failed(self, detail: str, err: Exception | None = None) -> None:
         """Show why the conversation ends badly; raise the repair issue of err, if any."""
         if err is not None:
-            report_error(self.hass, err, on_auth_failed=self._on_auth_failed)
+            report_error(self.hass, err, self.box, on_auth_failed=self._on_auth_failed)
         self._update(last_error=detail)
 
     def count_response(self, event: ResponseDone) -> None:
@@ -292,7 +296,7 @@ class VoiceSession:
         elif event.status == "failed":
             LOGGER.warning("A response failed: %s", event.reason or event.error_code)
         elif event.status == "completed":
-            async_clear_refusal(self.hass, self.entry_id)  # OpenAI accepts the model
+            async_clear_refusal(self.hass, self.box.id)  # OpenAI accepts the model
 
     def count_transcription(self, event: InputTranscriptCompleted) -> None:
         """Bill the transcription of one utterance."""
@@ -350,7 +354,7 @@ class VoiceSession:
         """Raise a translated error (and a repair issue) if a limit leaves no room to talk."""
         if (reached := self._limit_ahead(0.0, starting=True)) is not None:
             self._update(last_error=f"{reached.kind} spending limit reached")
-            raise budget_error(self.hass, self.entry_id, reached)
+            raise budget_error(self.hass, self.box, reached)
 
     def _on_model_refused(self, detail: str) -> None:
         """OpenAI refused the model mid-call: raise the model issue and end the conversation."""
@@ -364,10 +368,11 @@ class VoiceSession:
         models = self._entry.runtime_data.models
         async_raise(
             self.hass,
-            self._entry,
+            self.entry_id,
+            self.box,
             self.settings.model,
             ModelProblem.REFUSED,
-            models,
+            listed=models,
             message=message,
         )
 

@@ -1,4 +1,4 @@
-"""SessionSettings: a config entry's data and options, read once into typed values."""
+"""SessionSettings: an account's key and a box's data and options, read once into typed values."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API
-from homeassistant.helpers import llm
 
+from .audio import DuplexMode, is_default
 from .budget import BudgetLimits
 from .const import (
     CONF_ALLOW_RISKY_ACTIONS,
@@ -44,23 +44,12 @@ from .const import (
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_BASE_URL,
-    DEFAULT_DEVICE,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_INSTRUCTIONS,
-    DEFAULT_MAX_DURATION,
-    DEFAULT_MAX_TOOL_CALLS,
-    DEFAULT_MODEL,
-    DEFAULT_NOISE_REDUCTION,
-    DEFAULT_RETENTION_RATIO,
-    DEFAULT_TOOL_TIMEOUT,
-    DEFAULT_TRANSCRIPTION_MODEL,
-    DEFAULT_VOICE,
     LOGGER,
     MAX_MAX_DURATION,
     AudioBackendChoice,
-    Duplex,
 )
 from .models_catalog import takes_reasoning
+from .options import value
 from .pricing import (
     ModelPrices,
     TranscriptionPrices,
@@ -92,7 +81,7 @@ class SessionSettings:
     """Seconds of silence from both sides that end a conversation."""
     max_duration: float
     """Minutes after which a conversation ends, whatever happens."""
-    duplex: Duplex
+    duplex: DuplexMode
     noise_suppression: bool
     """On the box, before sending (WebRTC's noise suppressor)."""
     high_pass_filter: bool
@@ -114,57 +103,55 @@ class SessionSettings:
     budget: BudgetLimits
 
     @classmethod
-    def from_entry(cls, data: Mapping[str, Any], options: Mapping[str, Any]) -> SessionSettings:
-        """Read the entry; every option has a default."""
-        model = options.get(CONF_MODEL) or DEFAULT_MODEL
-        transcription_model = options.get(CONF_TRANSCRIPTION_MODEL, DEFAULT_TRANSCRIPTION_MODEL)
-        overrides = _price_overrides(options)
+    def from_box(cls, account: Mapping[str, Any], box: Mapping[str, Any]) -> SessionSettings:
+        """Read the account's key and endpoint and the box's data; options default as listed."""
+        model = value(box, CONF_MODEL) or value({}, CONF_MODEL)
+        transcription_model = value(box, CONF_TRANSCRIPTION_MODEL)
+        overrides = _price_overrides(box)
         return cls(
-            api_key=data[CONF_API_KEY],
-            base_url=data.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
+            api_key=account[CONF_API_KEY],
+            base_url=account.get(CONF_BASE_URL) or DEFAULT_BASE_URL,
             model=model,
-            instructions=options.get(CONF_INSTRUCTIONS, DEFAULT_INSTRUCTIONS),
-            voice=options.get(CONF_VOICE) or DEFAULT_VOICE,
-            greeting=options.get(CONF_GREETING) or None,
-            idle_timeout=float(options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
-            max_duration=min(
-                float(options.get(CONF_MAX_DURATION, DEFAULT_MAX_DURATION)), MAX_MAX_DURATION
-            ),
-            duplex=Duplex(options.get(CONF_DUPLEX, Duplex.ECHO_CANCELLATION)),
-            noise_suppression=bool(options.get(CONF_NOISE_SUPPRESSION, True)),
-            high_pass_filter=bool(options.get(CONF_HIGH_PASS_FILTER, True)),
-            noise_reduction=_noise_reduction(options),
-            turn_detection=_turn_detection(options),
+            instructions=value(box, CONF_INSTRUCTIONS),
+            voice=value(box, CONF_VOICE) or value({}, CONF_VOICE),
+            greeting=value(box, CONF_GREETING) or None,
+            idle_timeout=float(value(box, CONF_IDLE_TIMEOUT)),
+            max_duration=min(float(value(box, CONF_MAX_DURATION)), MAX_MAX_DURATION),
+            duplex=DuplexMode(value(box, CONF_DUPLEX)),
+            noise_suppression=bool(value(box, CONF_NOISE_SUPPRESSION)),
+            high_pass_filter=bool(value(box, CONF_HIGH_PASS_FILTER)),
+            noise_reduction=_noise_reduction(box),
+            turn_detection=_turn_detection(box),
             transcription_model=transcription_model or None,
-            transcription_language=options.get(CONF_TRANSCRIPTION_LANGUAGE) or None,
-            audio_backend=AudioBackendChoice(data.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO)),
-            input_device=_device(data.get(CONF_INPUT_DEVICE)),
-            output_device=_device(data.get(CONF_OUTPUT_DEVICE)),
+            transcription_language=value(box, CONF_TRANSCRIPTION_LANGUAGE) or None,
+            audio_backend=AudioBackendChoice(box.get(CONF_AUDIO_BACKEND, AudioBackendChoice.AUTO)),
+            input_device=_device(box.get(CONF_INPUT_DEVICE)),
+            output_device=_device(box.get(CONF_OUTPUT_DEVICE)),
             tool_policy=ToolPolicy(
-                llm_apis=_llm_apis(options.get(CONF_LLM_HASS_API, [llm.LLM_API_ASSIST])),
-                allow_risky=bool(options.get(CONF_ALLOW_RISKY_ACTIONS, False)),
-                confirm_risky=bool(options.get(CONF_CONFIRM_RISKY_ACTIONS, True)),
-                risky_entities=frozenset(options.get(CONF_RISKY_ENTITIES, ())),
-                timeout=float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
-                max_calls_per_turn=int(options.get(CONF_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS)),
-                user_tools=parse_user_tools(options.get(CONF_USER_TOOLS) or ()),
-                allowed_actions=frozenset(options.get(CONF_ALLOWED_ACTIONS) or ()),
+                llm_apis=_llm_apis(value(box, CONF_LLM_HASS_API)),
+                allow_risky=bool(value(box, CONF_ALLOW_RISKY_ACTIONS)),
+                confirm_risky=bool(value(box, CONF_CONFIRM_RISKY_ACTIONS)),
+                risky_entities=frozenset(value(box, CONF_RISKY_ENTITIES) or ()),
+                timeout=float(value(box, CONF_TOOL_TIMEOUT)),
+                max_calls_per_turn=int(value(box, CONF_MAX_TOOL_CALLS)),
+                user_tools=parse_user_tools(value(box, CONF_USER_TOOLS) or ()),
+                allowed_actions=frozenset(value(box, CONF_ALLOWED_ACTIONS) or ()),
             ),
-            reasoning_effort=_reasoning_effort(model, options),
-            truncation=_truncation(options),
+            reasoning_effort=_reasoning_effort(model, box),
+            truncation=_truncation(box),
             prices=model_prices(model, overrides),
             transcription_prices=transcription_prices(transcription_model, overrides),
             budget=BudgetLimits(
-                daily=_limit(options.get(CONF_BUDGET_DAILY)),
-                monthly=_limit(options.get(CONF_BUDGET_MONTHLY)),
-                per_conversation=_limit(options.get(CONF_BUDGET_CONVERSATION)),
+                daily=_limit(value(box, CONF_BUDGET_DAILY)),
+                monthly=_limit(value(box, CONF_BUDGET_MONTHLY)),
+                per_conversation=_limit(value(box, CONF_BUDGET_CONVERSATION)),
             ),
         )
 
 
 def _reasoning_effort(model: str, options: Mapping[str, Any]) -> ReasoningEffort | None:
     """Return the chosen effort for a model that reasons; None for "the model's own"."""
-    effort = options.get(CONF_REASONING_EFFORT)
+    effort = value(options, CONF_REASONING_EFFORT)
     if effort in REASONING_EFFORTS and takes_reasoning(model):
         return cast("ReasoningEffort", effort)
     return None
@@ -172,9 +159,9 @@ def _reasoning_effort(model: str, options: Mapping[str, Any]) -> ReasoningEffort
 
 def _truncation(options: Mapping[str, Any]) -> Truncation | None:
     """Return the truncation with a context limit, or None for OpenAI's automatic one."""
-    if not (limit := int(options.get(CONF_CONTEXT_LIMIT) or 0)):
+    if not (limit := int(value(options, CONF_CONTEXT_LIMIT) or 0)):
         return None
-    ratio = float(options.get(CONF_RETENTION_RATIO) or DEFAULT_RETENTION_RATIO)
+    ratio = float(value(options, CONF_RETENTION_RATIO) or value({}, CONF_RETENTION_RATIO))
     return Truncation(retention_ratio=ratio, post_instructions_tokens=limit)
 
 
@@ -186,29 +173,29 @@ def _limit(value: float | None) -> float | None:
 def _price_overrides(options: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Return the valid price overrides (the options flow refuses invalid ones)."""
     try:
-        return parse_price_overrides(options.get(CONF_PRICES))
+        return parse_price_overrides(value(options, CONF_PRICES))
     except ValueError as err:
         LOGGER.warning("Ignoring the price overrides: %s", err)
         return {}
 
 
 def _turn_detection(options: Mapping[str, Any]) -> TurnDetection:
-    if options.get(CONF_TURN_DETECTION) == "semantic_vad":
-        return TurnDetection(type="semantic_vad", eagerness=options.get(CONF_VAD_EAGERNESS, "auto"))
+    if value(options, CONF_TURN_DETECTION) == "semantic_vad":
+        return TurnDetection(type="semantic_vad", eagerness=value(options, CONF_VAD_EAGERNESS))
     return TurnDetection()
 
 
 def _noise_reduction(options: Mapping[str, Any]) -> Literal["near_field", "far_field"] | None:
-    value = options.get(CONF_NOISE_REDUCTION, DEFAULT_NOISE_REDUCTION)
-    return "near_field" if value == "near_field" else "far_field" if value != "off" else None
+    chosen = value(options, CONF_NOISE_REDUCTION)
+    return "near_field" if chosen == "near_field" else "far_field" if chosen != "off" else None
 
 
-def _device(value: str | None) -> str | None:
+def _device(name: str | None) -> str | None:
     """Return the device name, None for the system default."""
-    return None if not value or value == DEFAULT_DEVICE else value
+    return None if is_default(name) else name
 
 
-def _llm_apis(value: str | list[str] | None) -> tuple[str, ...]:
-    if not value:
+def _llm_apis(apis: str | list[str] | None) -> tuple[str, ...]:
+    if not apis:
         return ()
-    return (value,) if isinstance(value, str) else tuple(value)
+    return (apis,) if isinstance(apis, str) else tuple(apis)

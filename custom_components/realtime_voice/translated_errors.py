@@ -12,7 +12,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .audio import AudioDeviceError, AudioLibraryMissingError
 from .budget import LimitReached
-from .const import DOMAIN
+from .const import DOMAIN, Box
 from .realtime.errors import (
     AuthenticationError,
     ConnectError,
@@ -41,6 +41,11 @@ _TRANSLATIONS: Final[tuple[tuple[type[Exception], str, str | None], ...]] = (
     (ModelUnavailableError, "model_unavailable", None),  # its issue names the box: model_issues
     (RealtimeError, "protocol_error", None),
 )
+
+
+def box_issue_id(issue: str, box_id: str) -> str:
+    """Return the id of one box's issue: a box starting clears its own issues, no other's."""
+    return f"{issue}_{box_id}"
 
 
 class ErrorReporter(Protocol):
@@ -81,7 +86,7 @@ def translate_error(err: Exception) -> HomeAssistantError:
 
 
 def report_error(
-    hass: HomeAssistant, err: Exception, *, on_auth_failed: Callable[[], None]
+    hass: HomeAssistant, err: Exception, box: Box, *, on_auth_failed: Callable[[], None]
 ) -> None:
     """Raise the repair issue of a failure the user must act on; start reauth for a bad key."""
     if isinstance(err, AuthenticationError):
@@ -91,54 +96,55 @@ def report_error(
         ir.async_create_issue(
             hass,
             DOMAIN,
-            issue,
+            box_issue_id(issue, box.id),
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
             translation_key=issue,
-            translation_placeholders={"message": str(err)},
+            translation_placeholders={"box": box.title, "message": str(err)},
         )
 
 
-def note_echo_cancellation(hass: HomeAssistant, unavailable: str | None) -> None:
-    """Say why echo cancellation fell back to half duplex, or withdraw that once it runs."""
+def note_echo_cancellation(hass: HomeAssistant, box: Box, unavailable: str | None) -> None:
+    """Say why a box's echo cancellation fell back to half duplex, or withdraw that once it runs."""
+    issue_id = box_issue_id(ISSUE_ECHO_CANCELLATION, box.id)
     if unavailable is None:
-        ir.async_delete_issue(hass, DOMAIN, ISSUE_ECHO_CANCELLATION)
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
         return
     ir.async_create_issue(
         hass,
         DOMAIN,
-        ISSUE_ECHO_CANCELLATION,
+        issue_id,
         is_fixable=False,
         severity=ir.IssueSeverity.WARNING,
         translation_key=ISSUE_ECHO_CANCELLATION,
-        translation_placeholders={"message": unavailable},
+        translation_placeholders={"box": box.title, "message": unavailable},
     )
 
 
-def clear_issues(hass: HomeAssistant) -> None:
-    """Remove the issues: a conversation started, so what blocked it is fixed."""
-    for issue_id in (ISSUE_QUOTA, ISSUE_AUDIO_LIBRARY, ISSUE_AUDIO_DEVICE):
-        ir.async_delete_issue(hass, DOMAIN, issue_id)
+def clear_issues(hass: HomeAssistant, box_id: str) -> None:
+    """Remove a box's issues: its conversation started, so what blocked it is fixed."""
+    for issue in (ISSUE_QUOTA, ISSUE_AUDIO_LIBRARY, ISSUE_AUDIO_DEVICE):
+        ir.async_delete_issue(hass, DOMAIN, box_issue_id(issue, box_id))
 
 
-def budget_error(hass: HomeAssistant, entry_id: str, reached: LimitReached) -> HomeAssistantError:
+def budget_error(hass: HomeAssistant, box: Box, reached: LimitReached) -> HomeAssistantError:
     """Return the error of a start refused by a spending limit, and raise its repair issue."""
     placeholders = {"limit": f"{reached.limit:.2f}", "spent": f"{reached.spent:.2f}"}
     key = f"budget_{reached.kind}"
     ir.async_create_issue(
         hass,
         DOMAIN,
-        budget_issue_id(entry_id),
+        budget_issue_id(box.id),
         is_fixable=False,
         severity=ir.IssueSeverity.WARNING,
         translation_key=key,
-        translation_placeholders=placeholders,
+        translation_placeholders={"box": box.title, **placeholders},
     )
     return HomeAssistantError(
         translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
     )
 
 
-def budget_issue_id(entry_id: str) -> str:
+def budget_issue_id(box_id: str) -> str:
     """Return the id of a box's spending limit issue."""
-    return f"budget_{entry_id}"
+    return box_issue_id("budget", box_id)

@@ -31,13 +31,14 @@ class _Stored(TypedDict):
     month_cost: NotRequired[float]
 
 
-def _store(hass: HomeAssistant, entry_id: str) -> Store[_Stored]:
-    return Store(hass, _STORAGE_VERSION, f"{DOMAIN}.{entry_id}.usage")
+def _store(hass: HomeAssistant, box_id: str) -> Store[_Stored]:
+    """Return a box's store (a box moved from a version-1 entry has that entry's id)."""
+    return Store(hass, _STORAGE_VERSION, f"{DOMAIN}.{box_id}.usage")
 
 
-async def async_remove_usage(hass: HomeAssistant, entry_id: str) -> None:
+async def async_remove_usage(hass: HomeAssistant, box_id: str) -> None:
     """Delete the stored totals of a box that is removed."""
-    await _store(hass, entry_id).async_remove()
+    await _store(hass, box_id).async_remove()
 
 
 class UsageLedger:
@@ -46,12 +47,12 @@ class UsageLedger:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry_id: str,
+        box_id: str,
         prices: ModelPrices,
         transcription_prices: TranscriptionPrices,
     ) -> None:
         """Start empty; async_load() reads the stored totals."""
-        self._store = _store(hass, entry_id)
+        self._store = _store(hass, box_id)
         self.prices = prices
         self.transcription_prices = transcription_prices
         self.session = Usage()
@@ -63,6 +64,10 @@ class UsageLedger:
         self.total_cost = 0.0
         self._day, self._day_cost = "", 0.0
         self._month, self._month_cost = "", 0.0
+
+    async def async_remove(self) -> None:
+        """Delete the stored totals (the box was removed), and any write still pending."""
+        await self._store.async_remove()
 
     async def async_load(self) -> None:
         """Read the totals kept from earlier runs."""

@@ -55,21 +55,20 @@ import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.realtime_voice.audio import DuplexMode
 from custom_components.realtime_voice.audio.libpulse import PulseStream
 from custom_components.realtime_voice.audio.tracks import SpeakerSink
+from custom_components.realtime_voice.config_flow import RealtimeVoiceConfigFlow
 from custom_components.realtime_voice.const import (
-    CONF_AUDIO_BACKEND,
     CONF_BASE_URL,
     CONF_DUPLEX,
     CONF_IDLE_TIMEOUT,
-    CONF_INPUT_DEVICE,
-    CONF_OUTPUT_DEVICE,
     CONF_TOOL_TIMEOUT,
     DOMAIN,
     EVENT_SESSION_STARTED,
-    Duplex,
 )
 from tests.audio_helpers import MonitorClock, audio_frame
+from tests.integration import box_data, box_session
 from tests.virtual_audio import (
     ECHO_LEVELS_DB,
     MIC,
@@ -205,7 +204,7 @@ class Bench:
     @property
     def session(self) -> Any:
         """Return the box's VoiceSession."""
-        return self.hass.config_entries.async_entries(DOMAIN)[0].runtime_data.session
+        return box_session(self.hass.config_entries.async_entries(DOMAIN)[0])
 
     async def action(self, service: str, **data: Any) -> None:
         """Call one of the integration's actions and wait for it."""
@@ -581,8 +580,10 @@ async def echo_phase(bench: Bench) -> None:
     try:
         for gain_db in ECHO_LEVELS_DB:
             with acoustic_echo(gain_db):
-                without = await _echo_energies(bench, Duplex.FULL, ECHO_REPLIES_WITHOUT)
-                with_aec = await _echo_energies(bench, Duplex.ECHO_CANCELLATION, ECHO_REPLIES_WITH)
+                without = await _echo_energies(bench, DuplexMode.FULL, ECHO_REPLIES_WITHOUT)
+                with_aec = await _echo_energies(
+                    bench, DuplexMode.ECHO_CANCELLATION, ECHO_REPLIES_WITH
+                )
                 barge_ins = await _barge_ins_over_echo(bench, wav)
             cpu.append(with_aec.cpu_per_audio_second)
             _echo_metrics(bench, gain_db, without, with_aec, barge_ins)
@@ -614,7 +615,7 @@ class _EchoRun:
     processing: dict[str, Any]
 
 
-async def _conversation(bench: Bench, duplex: Duplex) -> float:
+async def _conversation(bench: Bench, duplex: DuplexMode) -> float:
     """Start a conversation in a duplex mode; return when."""
     session = bench.session
     session.apply_settings(dataclasses.replace(session.settings, duplex=duplex))
@@ -624,14 +625,14 @@ async def _conversation(bench: Bench, duplex: Duplex) -> float:
     return since
 
 
-async def _echo_energies(bench: Bench, duplex: Duplex, replies: int) -> _EchoRun:
+async def _echo_energies(bench: Bench, duplex: DuplexMode, replies: int) -> _EchoRun:
     """Have the assistant answer `replies` times; measure what reached the wire meanwhile.
 
     Without cancellation (full duplex) the simulator's VAD is off, or the echo would cut every
     reply short; with it, the VAD runs and every speech_started is a false barge-in.
     """
     since = await _conversation(bench, duplex)
-    if duplex is Duplex.FULL:
+    if duplex is DuplexMode.FULL:
         await bench.sim("vad", on=False)
     await bench.sim("script", turns=[["reply", ECHO_REPLY]] * replies)
     ended = "output_audio_buffer.stopped|output_audio_buffer.cleared"
@@ -664,7 +665,7 @@ async def _barge_ins_over_echo(bench: Bench, wav: Path) -> list[float | None]:
 
     None where the simulator did not hear the user start.
     """
-    since = await _conversation(bench, Duplex.ECHO_CANCELLATION)
+    since = await _conversation(bench, DuplexMode.ECHO_CANCELLATION)
     talked: list[float] = []
     with MonitorClock(SPEAKER_MONITOR) as speaker_ref:
         for _ in range(ECHO_BARGE_INS):
@@ -857,22 +858,19 @@ async def _home(hass: HomeAssistant) -> None:
 async def _box(hass: HomeAssistant, sim: SimProcess) -> MockConfigEntry:
     """Set up a box on the virtual devices, in full duplex, pointed at the simulator."""
     devices = {"pulse": (MIC, SPEAKER), "sounddevice": ("default", "default")}[BACKEND]
+    options = {
+        CONF_DUPLEX: "full",
+        CONF_IDLE_TIMEOUT: 600,
+        CONF_LLM_HASS_API: ["assist"],
+        CONF_TOOL_TIMEOUT: 5,
+    }
     entry = MockConfigEntry(
         domain=DOMAIN,
-        title="Realtime Voice",
-        data={
-            CONF_API_KEY: sim.api_key,
-            CONF_BASE_URL: sim.base_url,
-            CONF_AUDIO_BACKEND: BACKEND,
-            CONF_INPUT_DEVICE: devices[0],
-            CONF_OUTPUT_DEVICE: devices[1],
-        },
-        options={
-            CONF_DUPLEX: "full",
-            CONF_IDLE_TIMEOUT: 600,
-            CONF_LLM_HASS_API: ["assist"],
-            CONF_TOOL_TIMEOUT: 5,
-        },
+        title="OpenAI (simulator)",
+        version=RealtimeVoiceConfigFlow.VERSION,
+        minor_version=RealtimeVoiceConfigFlow.MINOR_VERSION,
+        data={CONF_API_KEY: sim.api_key, CONF_BASE_URL: sim.base_url},
+        subentries_data=[box_data(BACKEND, devices[0], devices[1], options)],
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

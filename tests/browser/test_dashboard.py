@@ -2,7 +2,8 @@
 
 Against the Home Assistant that `scripts/develop --fresh` starts (a real `hass` process with the
 simulator and the virtual audio devices): create the owner account, add Realtime Voice through
-the config flow dialog pointed at the simulator, press "Start conversation" on the Realtime Voice
+the config flow dialog pointed at the simulator, add a second box through the account's "Add
+box" (subentry) flow, press "Start conversation" on the Realtime Voice
 dashboard (dev-config/realtime-voice-dashboard.yaml), see the state change, speak into the
 virtual microphone and see the transcripts. Screenshots land in artifacts/browser/.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+import re
 
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 import pytest
@@ -106,6 +108,26 @@ def add_integration(page: Page, url: str, simulator_url: str) -> None:
     expect(page.get_by_text("Realtime Voice", exact=True).first).to_be_visible()
 
 
+def add_box(page: Page, url: str) -> None:
+    """Add a second box through the account's subentry flow: Add box, persona, devices.
+
+    The first box has the default devices; this one records the speaker's monitor.
+    """
+    page.goto(f"{url}/config/integrations/integration/realtime_voice")
+    page.get_by_role("button", name="Add box").click()
+    expect(page.get_by_text("Persona and audio library", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_text("Microphone and speaker", exact=True)).to_be_visible()
+    page.get_by_label("Microphone").click()  # a picker: its list opens
+    page.get_by_text("Monitor of Speaker", exact=True).click()
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("button", name=re.compile(r"^(Skip and finish|Finish)$")).first.click()
+    # On the account's page, afresh: the box, named after its devices as PulseAudio says them.
+    page.goto(f"{url}/config/integrations/integration/realtime_voice")
+    second = page.get_by_text("Realtime Voice (Monitor of Speaker)", exact=True)
+    expect(second.first).to_be_visible()
+
+
 def row(page: Page, name: str) -> Locator:
     """Return the entities card row with this name."""
     return page.locator(
@@ -132,7 +154,7 @@ def say_until_heard(page: Page, wav: Path, attempts: int = 3) -> None:
             return
 
 
-@pytest.mark.timeout(480)  # startup bound (240 s) and up to three spoken attempts
+@pytest.mark.timeout(540)  # startup (240 s), a second box, up to three spoken attempts
 def test_newcomer_adds_the_integration_and_starts_a_conversation(
     fresh_dev_server: DevServer,
     page: Page,
@@ -143,6 +165,7 @@ def test_newcomer_adds_the_integration_and_starts_a_conversation(
     url = fresh_dev_server.url
     onboard(page, url)
     add_integration(page, url, fresh_dev_server.simulator_url)
+    add_box(page, url)
 
     page.goto(f"{url}/realtime-voice/box")
     state = row(page, "State")

@@ -18,7 +18,14 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import EVENT_TOOL_CALL, EVENT_TRANSCRIPT
-from tests.integration import GARAGE, KITCHEN, EventLog, assert_recovered, function_outputs
+from tests.integration import (
+    GARAGE,
+    KITCHEN,
+    EventLog,
+    assert_recovered,
+    box_session,
+    function_outputs,
+)
 from tests.simulator import CallFunction, Reply, SimulatedCall, Simulator
 
 from .common import act
@@ -96,7 +103,7 @@ async def test_a_bad_tool_call(
     assert audit["outcome"].startswith(bad.outcome)
     said = await transcripts.wait_for(lambda data: data["role"] == "assistant")
     assert said["text"] == "Sorry, that did not work."
-    assert box.runtime_data.session.state.active
+    assert box_session(box).state.active
     assert hass.states.get(GARAGE).state == "off"
     await act(hass, "end_conversation")
     await assert_recovered(hass, simulator)

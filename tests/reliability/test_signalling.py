@@ -16,8 +16,8 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.realtime_voice.translated_errors import ISSUE_QUOTA
-from tests.integration import STATE, StateHistory, assert_recovered
+from custom_components.realtime_voice.translated_errors import ISSUE_QUOTA, box_issue_id
+from tests.integration import STATE, StateHistory, assert_recovered, box_of, box_session
 from tests.simulator import Simulator
 
 from .common import act, short_timeouts, start_fails, transitions
@@ -92,7 +92,7 @@ async def test_signalling_fault(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, fault: SignallingFault
 ) -> None:
     """The start fails with the fault's translated error; then a clean start works again."""
-    session = box.runtime_data.session
+    session = box_session(box)
     good = session.settings
     fault.arm(simulator)
     if fault.base_url is not None:
@@ -115,7 +115,10 @@ async def test_signalling_fault(
     assert transitions(state.states) == ["idle", "connecting", "idle"]
     assert hass.states.get(STATE).attributes["last_error"]
     assert simulator.api_key not in str(error.translation_placeholders)
-    await assert_recovered(hass, simulator, issues=fault.issues)
+    box_id = box_of(box).subentry_id
+    await assert_recovered(
+        hass, simulator, issues=[box_issue_id(issue, box_id) for issue in fault.issues]
+    )
 
     simulator.faults.http_status = None
     simulator.faults.hang_calls = False

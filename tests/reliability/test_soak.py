@@ -18,7 +18,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 from custom_components.realtime_voice.state import ACTIVE
-from tests.integration import STATE, EventLog, assert_recovered
+from tests.integration import STATE, EventLog, assert_recovered, box_session
 from tests.simulator import Reply, SimulatedCall, Simulator
 
 from .common import act
@@ -148,7 +148,7 @@ async def test_a_thirty_minute_conversation(
         assert not ended.events, f"ended after {minute} minutes: {ended.events}"
     assert before is not None
     before.assert_flat(await Usage.settled())
-    assert box.runtime_data.session.state.active
+    assert box_session(box).state.active
     user_turns = [event["text"] for event in transcripts.events if event["role"] == "user"]
     assert user_turns == [f"Minute {minute}." for minute in range(1, 31)]
 
@@ -157,7 +157,7 @@ async def test_a_thirty_minute_conversation(
     while not ended.events and minute < 60:
         minute += 1
         await clock.advance(60)
-        if box.runtime_data.session.state.activity not in ACTIVE:
+        if box_session(box).state.activity not in ACTIVE:
             break  # the cap fired: the conversation is ending
         await _user_says(call, minute)
         await transcripts.wait_for(lambda data, m=minute: data["text"] == f"Minute {m}.")

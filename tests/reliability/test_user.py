@@ -21,8 +21,16 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
 )
-from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE
-from tests.integration import STATE, EventLog, StateHistory, assert_recovered
+from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
+from tests.integration import (
+    STATE,
+    EventLog,
+    StateHistory,
+    assert_recovered,
+    box_of,
+    box_session,
+    change_box,
+)
 from tests.simulator import Simulator
 from tests.virtual_audio import MIC, SPEAKER
 
@@ -103,11 +111,9 @@ async def test_options_changed_during_a_conversation(
     ended = EventLog(hass, EVENT_SESSION_ENDED)
     await act(hass, "start_conversation")
     first = await simulator.wait_for_call()
-    hass.config_entries.async_update_entry(
-        box, options={**box.options, CONF_VOICE: "cedar", CONF_INSTRUCTIONS: "Be a pirate."}
-    )
+    change_box(hass, box, **{CONF_VOICE: "cedar", CONF_INSTRUCTIONS: "Be a pirate."})
     await hass.async_block_till_done()
-    assert box.runtime_data.session.state.active
+    assert box_session(box).state.active
     assert not ended.events
     assert first.session["audio"]["output"]["voice"] != "cedar"
     await act(hass, "end_conversation")
@@ -135,9 +141,10 @@ async def test_a_device_removed_and_back(
     plug_back = unplug(device)
     assert (await ended.wait_for(timeout=15))["reason"] == "error"
     assert hass.states.get(STATE).attributes["last_error"]
-    await assert_recovered(hass, simulator, issues=[ISSUE_AUDIO_DEVICE])
+    issue_id = box_issue_id(ISSUE_AUDIO_DEVICE, box_of(box).subentry_id)
+    await assert_recovered(hass, simulator, issues=[issue_id])
     await start_fails(hass, "audio_unavailable")
-    await assert_recovered(hass, simulator, issues=[ISSUE_AUDIO_DEVICE])
+    await assert_recovered(hass, simulator, issues=[issue_id])
 
     plug_back()
     await act(hass, "start_conversation")

@@ -19,6 +19,7 @@ from .backend import (
     auto_backend,
     create_backend,
     detect_backends,
+    is_default,
 )
 from .gate import ECHO_TAIL_SECONDS, DuplexMode, EchoGate
 
@@ -39,4 +40,5 @@ __all__ = [
     "auto_backend",
     "create_backend",
     "detect_backends",
+    "is_default",
 ]

@@ -24,8 +24,8 @@ RESIDUAL_GUARD_SECONDS: Final = 0.2
 class DuplexMode(StrEnum):
     """Whether the microphone stays open while the assistant speaks."""
 
-    HALF = "half_duplex"
-    FULL = "full_duplex"
+    HALF = "half"
+    FULL = "full"
     ECHO_CANCELLATION = "echo_cancellation"
 
 
