@@ -31,6 +31,7 @@ from .integration import (
     EventLog,
     StateHistory,
     box_entry,
+    box_of,
     running_box,
 )
 from .simulator import Reply, Simulator
@@ -210,7 +211,7 @@ async def test_a_silent_peer_keeps_the_conversation(
 
 def test_settings_never_show_the_key(box: MockConfigEntry) -> None:
     """repr() of a box's settings (a log line, a traceback) leaves the API key out."""
-    settings = SessionSettings.from_entry(box.data, box.options)
+    settings = SessionSettings.from_box(box.data, box_of(box).data)
     assert settings.api_key
     assert settings.api_key not in repr(settings)
     assert settings.base_url in repr(settings)
