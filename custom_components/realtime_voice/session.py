@@ -26,8 +26,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
-from .audio import AudioDeviceError
-from .audio_link import AudioLink, AudioSettings
+from .audio import AudioDeviceError, AudioError
+from .audio.clip import Clip
+from .audio_link import AudioLink, AudioSettings, async_play_clip
 from .budget import GOODBYE_MAX_OUTPUT_TOKENS, LimitReached, limit_reached, reserve
 from .const import (
     DOMAIN,
@@ -212,6 +213,20 @@ class VoiceSession:
         async with self._lock:
             if self._state.active:
                 await self._finish(EndReason.SHUTDOWN, None)
+
+    # --- A sound clip (an announcement's media) -----------------------------------------------
+
+    async def async_play_clip(self, clip: Clip) -> None:
+        """Play clip on the speaker while no conversation runs; a conversation waits for it."""
+        async with self._lock:
+            if self._state.active:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="already_running"
+                )
+            try:
+                await async_play_clip(self.hass, AudioSettings.from_settings(self.settings), clip)
+            except AudioError as err:
+                raise self._translate(err) from err
 
     # --- Opening -----------------------------------------------------------------------------
 
