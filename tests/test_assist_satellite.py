@@ -33,7 +33,9 @@ from .audio_helpers import MonitorClock
 from .integration import EventLog, StateHistory, box_entry, running_box, speak_into_mic
 from .simulator import Reply, Simulator
 from .virtual_audio import (
+    MIC,
     RATE,
+    SPEAKER,
     SPEAKER_MONITOR,
     dominant_hz,
     open_streams,
@@ -52,9 +54,19 @@ LOUD_RMS = 1000.0
 
 
 @pytest.fixture
-async def box(hass: HomeAssistant, simulator: Simulator) -> AsyncIterator[MockConfigEntry]:
+def backend() -> str:
+    """Return the audio library of the box: PulseAudio unless a test asks for both."""
+    return "pulse"
+
+
+@pytest.fixture
+async def box(
+    hass: HomeAssistant, simulator: Simulator, backend: str
+) -> AsyncIterator[MockConfigEntry]:
     """Set up one box on the virtual devices, pointed at the simulator."""
-    async with running_box(hass, box_entry(simulator)) as entry:
+    microphone, speaker = {"pulse": (MIC, SPEAKER), "sounddevice": ("default", "default")}[backend]
+    entry = box_entry(simulator, backend=backend, microphone=microphone, speaker=speaker)
+    async with running_box(hass, entry) as entry:
         yield entry
 
 
@@ -129,6 +141,7 @@ async def test_announce_is_said_in_the_box_voice_and_ends(
     assert open_streams() == []
 
 
+@pytest.mark.parametrize("backend", ["pulse", "sounddevice"])
 async def test_announce_media_plays_on_the_speaker(
     hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, media_server: str
 ) -> None:
@@ -171,6 +184,30 @@ async def test_media_that_cannot_be_fetched_is_a_translated_error(
     assert "missing.mp3" in str(raised.value.translation_placeholders)
     assert hass.states.get(SATELLITE).state == "idle"
     assert open_streams() == []
+
+
+async def test_media_that_is_not_audio_is_a_translated_error(
+    hass: HomeAssistant, box: MockConfigEntry, media_server: str, tmp_path: Path
+) -> None:
+    """A file that is not audio: the same translated error, nothing opened."""
+    (tmp_path / "notes.mp3").write_text("not a sound at all", encoding="utf-8")
+    with pytest.raises(HomeAssistantError) as raised:
+        await _satellite(hass, "announce", media_id=f"{media_server}/notes.mp3")
+    assert raised.value.translation_key == "media_unavailable"
+    assert open_streams() == []
+
+
+async def test_media_waits_for_no_conversation(
+    hass: HomeAssistant, box: MockConfigEntry, media_server: str
+) -> None:
+    """Media during a conversation is refused (the speaker is the conversation's); it goes on."""
+    await hass.services.async_call(DOMAIN, "start_conversation", blocking=True)
+    with pytest.raises(HomeAssistantError) as raised:
+        await _satellite(hass, "announce", media_id=f"{media_server}/tone.wav")
+    assert raised.value.translation_key == "already_running"
+    assert box.runtime_data.session.state.active
+    assert hass.states.get(SATELLITE).state == "listening"
+    await hass.services.async_call(DOMAIN, "end_conversation", blocking=True)
 
 
 async def test_start_conversation_opens_with_the_greeting(
@@ -279,3 +316,37 @@ async def test_configuration_is_not_supported(
     assert response["success"]
     assert response["result"]["available_wake_words"] == []
     assert response["result"]["active_wake_words"] == []
+
+
+async def test_ask_question_without_answers_returns_the_sentence(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, tmp_path: Path
+) -> None:
+    """No answers to match: the reply comes back as said, without an id."""
+    simulator.user_transcript = "at seven thirty"
+    simulator.script(Reply("When shall I wake you?"))
+    satellite = StateHistory(hass, SATELLITE)
+    wav = speech_wav(tmp_path / "time.wav", "at seven thirty")
+    asked = hass.async_create_task(
+        _satellite(hass, "ask_question", question="When shall I wake you?", preannounce=False)
+    )
+    await satellite.until(lambda: satellite.states[-2:] == ["responding", "listening"])
+    await speak_into_mic(wav)
+    answer = await asyncio.wait_for(asked, timeout=15)
+    assert answer == {"id": None, "sentence": "at seven thirty", "slots": {}}
+
+
+async def test_ask_question_without_a_reply_is_an_error(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """The conversation ends before anyone answers: a translated error, the box idle."""
+    simulator.script(Reply("Is anybody there?"))
+    satellite = StateHistory(hass, SATELLITE)
+    asked = hass.async_create_task(
+        _satellite(hass, "ask_question", question="Is anybody there?", preannounce=False)
+    )
+    await satellite.until(lambda: satellite.states[-2:] == ["responding", "listening"])
+    await hass.services.async_call(DOMAIN, "end_conversation", blocking=True)
+    with pytest.raises(HomeAssistantError) as raised:
+        await asyncio.wait_for(asked, timeout=15)
+    assert raised.value.translation_key == "no_reply"
+    assert hass.states.get(SATELLITE).state == "idle"
