@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+import shutil
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp import web
 from homeassistant.components.assist_satellite import AssistSatelliteEntityFeature
@@ -21,6 +23,7 @@ from homeassistant.setup import async_setup_component
 import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.realtime_voice.const import (
     CONF_TRANSCRIPTION_MODEL,
@@ -47,6 +50,7 @@ from .virtual_audio import (
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 
 SATELLITE = "assist_satellite.realtime_voice"
+BRAND_ICON = Path(__file__).parents[1] / "custom_components/realtime_voice/brand/icon.png"
 TONE_HZ = 440.0
 TONE_SECONDS = 1.0
 LOUD_RMS = 1000.0
@@ -135,7 +139,7 @@ async def test_announce_is_said_in_the_box_voice_and_ends(
     assert (await ended.wait_for(timeout=0))["reason"] == "user"
     request = await simulator.calls[0].wait_for_client_event("response.create")
     assert "the laundry is done" in request["response"]["instructions"]
-    assert _loud_seconds(speaker) > 0.3  # espeak-ng's speech reached the speaker
+    assert _loud_seconds(speaker) > 0.1  # espeak-ng's speech reached the speaker
     assert "responding" in satellite.states
     assert satellite.states[-1] == "idle"
     assert open_streams() == []
@@ -181,9 +185,110 @@ async def test_media_that_cannot_be_fetched_is_a_translated_error(
     with pytest.raises(HomeAssistantError) as raised:
         await _satellite(hass, "announce", media_id=f"{media_server}/missing.mp3")
     assert raised.value.translation_key == "media_unavailable"
-    assert "missing.mp3" in str(raised.value.translation_placeholders)
+    assert raised.value.translation_placeholders == {
+        "media": f"{media_server}/missing.mp3",
+        "message": "HTTP 404 Not Found",
+    }
     assert hass.states.get(SATELLITE).state == "idle"
     assert open_streams() == []
+
+
+@pytest.fixture
+def local_media(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Make tmp_path Home Assistant's local media folder, before media_source is set up."""
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    return tmp_path
+
+
+async def test_media_source_is_fetched_from_home_assistant(
+    hass: HomeAssistant,
+    local_media: Path,
+    box: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """A media-source id: resolved, signed and fetched from Home Assistant's own web server.
+
+    The harness serves Home Assistant's web application on a loopback port of its own.
+    """
+    write_wav(local_media / "tone.wav", tone(TONE_HZ, TONE_SECONDS))
+    client = await hass_client_no_auth()
+    hass.config.internal_url = f"http://{client.host}:{client.port}"
+    with MonitorClock(SPEAKER_MONITOR) as speaker:
+        await _satellite(
+            hass,
+            "announce",
+            media_id="media-source://media_source/local/tone.wav",
+            preannounce=False,
+        )
+    assert abs(_loud_seconds(speaker) - TONE_SECONDS) < 0.1
+
+
+async def test_a_long_clip_is_cut(
+    hass: HomeAssistant, box: MockConfigEntry, media_server: str
+) -> None:
+    """Media longer than the limit plays up to the limit (announcements, not albums)."""
+    with (
+        patch("custom_components.realtime_voice.audio.clip.MAX_CLIP_SECONDS", 0.5),
+        MonitorClock(SPEAKER_MONITOR) as speaker,
+    ):
+        await _satellite(hass, "announce", media_id=f"{media_server}/tone.wav", preannounce=False)
+    assert abs(_loud_seconds(speaker) - 0.5) < 0.1
+
+
+async def test_media_too_large_is_refused(
+    hass: HomeAssistant, box: MockConfigEntry, media_server: str
+) -> None:
+    """A file beyond the size limit is not downloaded whole nor played."""
+    with (
+        patch("custom_components.realtime_voice.announcement_media.MAX_MEDIA_BYTES", 1000),
+        pytest.raises(HomeAssistantError) as raised,
+    ):
+        await _satellite(hass, "announce", media_id=f"{media_server}/tone.wav", preannounce=False)
+    assert raised.value.translation_key == "media_unavailable"
+    assert "larger than" in raised.value.translation_placeholders["message"]
+
+
+async def test_an_image_is_not_audio(
+    hass: HomeAssistant, box: MockConfigEntry, media_server: str, tmp_path: Path
+) -> None:
+    """Media FFmpeg reads but without sound: the translated error says it has no audio."""
+    shutil.copy(BRAND_ICON, tmp_path / "icon.png")
+    with pytest.raises(HomeAssistantError) as raised:
+        await _satellite(hass, "announce", media_id=f"{media_server}/icon.png", preannounce=False)
+    assert raised.value.translation_placeholders["message"] == "the media has no audio"
+
+
+async def test_start_conversation_with_media_plays_it_then_listens(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator, media_server: str
+) -> None:
+    """start_media_id without a message: the media plays, then the box listens, saying nothing."""
+    with MonitorClock(SPEAKER_MONITOR) as speaker:
+        await _satellite(
+            hass,
+            "start_conversation",
+            start_media_id=f"{media_server}/tone.wav",
+            preannounce=False,
+        )
+    assert abs(_loud_seconds(speaker) - TONE_SECONDS) < 0.1
+    assert hass.states.get(SATELLITE).state == "listening"
+    call = simulator.calls[0]
+    await hass.services.async_call(DOMAIN, "end_conversation", blocking=True)
+    assert not [event for _, event in call.client_events if event["type"] == "response.create"]
+
+
+async def test_media_from_nowhere_is_a_translated_error(
+    hass: HomeAssistant, box: MockConfigEntry, simulator: Simulator
+) -> None:
+    """Nobody listens at the media's address: the error says it could not connect.
+
+    Not even the chime (preannounce, the default) plays: the media is fetched first.
+    """
+    satellite = StateHistory(hass, SATELLITE)
+    with pytest.raises(HomeAssistantError) as raised:
+        await _satellite(hass, "announce", media_id="http://127.0.0.1:1/chime.mp3")
+    assert raised.value.translation_key == "media_unavailable"
+    assert "Cannot connect" in raised.value.translation_placeholders["message"]
+    assert satellite.states == ["idle"]
 
 
 async def test_media_that_is_not_audio_is_a_translated_error(

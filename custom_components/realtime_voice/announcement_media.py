@@ -54,6 +54,9 @@ async def _async_fetch(hass: HomeAssistant, url: str) -> bytes:
         async with async_get_clientsession(hass).get(url, timeout=FETCH_TIMEOUT) as response:
             response.raise_for_status()
             data = await response.content.read(MAX_MEDIA_BYTES + 1)
+    except aiohttp.ClientResponseError as err:
+        # Its text holds the whole URL: a signed one's signature stays out of the error.
+        raise _media_error(url, f"HTTP {err.status} {err.message}") from err
     except (aiohttp.ClientError, TimeoutError) as err:
         raise _media_error(url, str(err) or type(err).__name__) from err
     if len(data) > MAX_MEDIA_BYTES:

@@ -28,6 +28,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
 from .announcement_media import async_load_clip, async_resolve_media_id
+from .audio.clip import Clip
 from .const import DOMAIN
 from .entity import RealtimeVoiceEntity
 from .question import async_next_user_reply
@@ -129,11 +130,9 @@ class RealtimeVoiceSatellite(RealtimeVoiceEntity, AssistSatelliteEntity):
 
         Returns once it was said or played; a conversation running on the box ends with it.
         """
-        await self._preannounce(announcement)
+        await self._play(await self._clips(announcement))
         if announcement.message:
             await self.session.async_announce(announcement.message, listen=False)
-        elif announcement.media_id:
-            await self._play(announcement.media_id)
 
     @override
     async def async_internal_start_conversation(
@@ -157,10 +156,8 @@ class RealtimeVoiceSatellite(RealtimeVoiceEntity, AssistSatelliteEntity):
     ) -> None:
         """Start the conversation; the assistant says the message first, in its own voice."""
         prompt, self._extra_system_prompt = self._extra_system_prompt, None
-        await self._preannounce(start_announcement)
+        await self._play(await self._clips(start_announcement))
         message = start_announcement.message
-        if not message and start_announcement.media_id:
-            await self._play(start_announcement.media_id)
         persona = self.session.settings.instructions
         instructions = "\n\n".join(part for part in (persona, prompt) if part) if prompt else None
         await self.session.async_start(instructions, message or None, greet=bool(message))
@@ -225,18 +222,29 @@ class RealtimeVoiceSatellite(RealtimeVoiceEntity, AssistSatelliteEntity):
             preannounce_media_id=chime,
         )
 
-    async def _preannounce(self, announcement: AssistSatelliteAnnouncement) -> None:
-        """Play the chime first, unless a conversation already runs (it is not interrupted)."""
-        if announcement.preannounce_media_id and not self.session.state.active:
-            await self._play(announcement.preannounce_media_id)
+    async def _clips(self, announcement: AssistSatelliteAnnouncement) -> list[Clip]:
+        """Fetch and decode what plays before anything is said: the chime, then the media.
 
-    async def _play(self, url: str) -> None:
-        """Play media on the box's speaker, showing `responding` while it plays."""
-        clip = await async_load_clip(self.hass, url)
+        All of it first, so that media which cannot be played leaves the speaker silent. The
+        chime is left out while a conversation runs (it is not interrupted); the media when
+        there is a message (the box says it instead).
+        """
+        urls = []
+        if announcement.preannounce_media_id and not self.session.state.active:
+            urls.append(announcement.preannounce_media_id)
+        if announcement.media_id and not announcement.message:
+            urls.append(announcement.media_id)
+        return [await async_load_clip(self.hass, url) for url in urls]
+
+    async def _play(self, clips: list[Clip]) -> None:
+        """Play clips on the box's speaker, one after the other, showing `responding`."""
+        if not clips:
+            return
         self._playing_media = True
         self._set_state(AssistSatelliteState.RESPONDING)
         try:
-            await self.session.async_play_clip(clip)
+            for clip in clips:
+                await self.session.async_play_clip(clip)
         finally:
             self._playing_media = False
             self._on_state(self.session.state)

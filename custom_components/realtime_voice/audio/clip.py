@@ -41,11 +41,6 @@ class Clip:
 
     frames: tuple[av.AudioFrame, ...]
 
-    @property
-    def seconds(self) -> float:
-        """Return how long the clip plays."""
-        return len(self.frames) * FRAME_SECONDS
-
 
 def decode_clip(data: bytes) -> Clip:
     """Decode a media file's first audio stream to 20 ms frames of 48 kHz mono s16; blocking."""
@@ -100,12 +95,11 @@ class ClipTrack(MediaStreamTrack):
 async def play_clip(backend: AudioBackend, device: str | None, clip: Clip) -> None:
     """Open the speaker, play the clip to its end, close the speaker.
 
-    Raises AudioDeviceError if the device cannot be opened or fails while playing.
+    Raises AudioDeviceError if the device cannot be opened or fails while playing (a failure
+    in the last moments, while the device plays out what it holds, loses only that).
     """
     async with await SpeakerSink.open(backend, device) as sink:
         await sink.play(ClipTrack(clip, lambda: sink.queued_seconds))
         while sink.queued_seconds > 0 and sink.error is None:  # noqa: ASYNC110 - as above
             await asyncio.sleep(PACE_SECONDS)
         await asyncio.sleep((sink.latency or 0.0) + DRAIN_MARGIN_SECONDS)
-        if sink.error is not None:
-            raise sink.error
