@@ -455,3 +455,25 @@ async def test_ask_question_without_a_reply_is_an_error(
         await asyncio.wait_for(asked, timeout=15)
     assert raised.value.translation_key == "no_reply"
     assert hass.states.get(SATELLITE).state == "idle"
+
+
+async def test_the_connection_test_of_the_setup_wizard_passes(
+    hass: HomeAssistant,
+    box: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    hass_ws_client: Any,
+) -> None:
+    """The Voice Satellite setup's check: the box fetches (and plays) Home Assistant's sound."""
+    ws = await hass_ws_client(hass)  # before the web server starts: it adds a route
+    client = await hass_client_no_auth()
+    hass.config.internal_url = f"http://{client.host}:{client.port}"
+    satellite = StateHistory(hass, SATELLITE)
+    with MonitorClock(SPEAKER_MONITOR) as speaker:
+        await ws.send_json_auto_id(
+            {"type": "assist_satellite/test_connection", "entity_id": SATELLITE}
+        )
+        response = await ws.receive_json()
+        # The sound plays on after the check (it passes once the box fetched it).
+        await satellite.until(lambda: satellite.states[-2:] == ["responding", "idle"])
+    assert response["result"] == {"status": "success"}
+    assert _loud_seconds(speaker) > 0.1

@@ -41,11 +41,8 @@ if TYPE_CHECKING:
 
 PARALLEL_UPDATES = 0
 
-SATELLITE: Final = AssistSatelliteEntityDescription(
-    key="satellite", translation_key="satellite", name=None
-)
-"""The box's main entity: it takes the box's name, `assist_satellite.<box>`; its translation
-key names its icon (a name under it would replace the box's)."""
+SATELLITE: Final = AssistSatelliteEntityDescription(key="satellite", translation_key="satellite")
+"""Its translation key names its icon only: a name under it would replace the box's."""
 
 _STATES: Final = {
     Activity.IDLE: AssistSatelliteState.IDLE,
@@ -77,7 +74,7 @@ class RealtimeVoiceSatellite(RealtimeVoiceEntity, AssistSatelliteEntity):
     """The box, as Home Assistant's voice assistants see it."""
 
     entity_description: AssistSatelliteEntityDescription
-    _attr_name = None
+    _attr_name = None  # the box's main entity: it takes the box's name, assist_satellite.<box>
     _attr_supported_features = (
         AssistSatelliteEntityFeature.ANNOUNCE | AssistSatelliteEntityFeature.START_CONVERSATION
     )
