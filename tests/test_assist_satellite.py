@@ -7,7 +7,7 @@ announcement media is served over HTTP on loopback, as Home Assistant's media wo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 import shutil
 from typing import Any
@@ -18,7 +18,7 @@ from homeassistant.components.assist_satellite import AssistSatelliteEntityFeatu
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import numpy as np
 import pytest
@@ -477,3 +477,19 @@ async def test_the_connection_test_of_the_setup_wizard_passes(
         await satellite.until(lambda: satellite.states[-2:] == ["responding", "idle"])
     assert response["result"] == {"status": "success"}
     assert _loud_seconds(speaker) > 0.1
+
+
+async def test_media_without_a_speaker_is_a_translated_error(
+    hass: HomeAssistant,
+    box: MockConfigEntry,
+    media_server: str,
+    unplug: Callable[[str], Callable[[], None]],
+) -> None:
+    """The speaker is gone: the error and the repair issue of an unavailable device."""
+    unplug(SPEAKER)
+    with pytest.raises(HomeAssistantError) as raised:
+        await _satellite(hass, "announce", media_id=f"{media_server}/tone.wav", preannounce=False)
+    assert raised.value.translation_key == "audio_unavailable"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "audio_device_unavailable") is not None
+    assert hass.states.get(SATELLITE).state == "idle"
+    assert open_streams() == []
