@@ -28,6 +28,7 @@ from .audio import (
     auto_backend,
     create_backend,
 )
+from .audio.clip import Clip, play_clip
 from .audio.echo import (
     EchoCancellationUnavailableError,
     EchoReference,
@@ -221,6 +222,15 @@ class AudioLink:
             "speaker": asdict(self.speaker.stats),
             "processing": asdict(processor.stats) if processor is not None else None,
         }
+
+
+async def async_play_clip(hass: HomeAssistant, settings: AudioSettings, clip: Clip) -> None:
+    """Play a sound clip on the box's speaker alone (no microphone, no call)."""
+    backend = await hass.async_add_executor_job(_load_backend, settings.backend)
+    try:
+        await play_clip(backend, settings.output_device, clip)
+    finally:
+        await hass.async_add_executor_job(backend.close)
 
 
 def _mode(duplex: DuplexMode, options: ProcessingOptions) -> DuplexMode:

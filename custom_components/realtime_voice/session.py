@@ -23,6 +23,8 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
+from .audio.clip import Clip
+from .audio_link import AudioSettings, async_play_clip
 from .budget import LimitReached, limit_reached, reserve
 from .const import (
     DOMAIN,
@@ -180,6 +182,16 @@ class VoiceSession:
         async with self._lock:
             if self._conversation is not None:
                 await self._finish(EndReason.SHUTDOWN, None)
+
+    @translated
+    async def async_play_clip(self, clip: Clip) -> None:
+        """Play a sound clip (an announcement's media) on the speaker while no call runs."""
+        async with self._lock:
+            if self._state.active:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="already_running"
+                )
+            await async_play_clip(self.hass, AudioSettings.from_settings(self.settings), clip)
 
     def report_error(self, err: Exception) -> None:
         """Show a failed action's cause and raise the repair issue the user can act on."""

@@ -421,6 +421,11 @@ class SpeakerSink(_ClosedOnExit):
         return self._stream.latency if self._stream is not None else None
 
     @property
+    def queued_seconds(self) -> float:
+        """Return how much audio waits in the sink for the device."""
+        return len(self._ring) / self._format.bytes_per_second
+
+    @property
     def stats(self) -> SpeakerStats:
         """Return the counters so far."""
         rate = self._format.bytes_per_second / 1000
