@@ -31,12 +31,14 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_ENDED,
     EVENT_TRANSCRIPT,
 )
+from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
 
 from .audio_helpers import MonitorClock
 from .integration import (
     EventLog,
     StateHistory,
     box_entry,
+    box_of,
     box_session,
     running_box,
     speak_into_mic,
@@ -497,6 +499,7 @@ async def test_media_without_a_speaker_is_a_translated_error(
     with pytest.raises(HomeAssistantError) as raised:
         await _satellite(hass, "announce", media_id=f"{media_server}/tone.wav", preannounce=False)
     assert raised.value.translation_key == "audio_unavailable"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, "audio_device_unavailable") is not None
+    issue = box_issue_id(ISSUE_AUDIO_DEVICE, box_of(box).subentry_id)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue) is not None
     assert hass.states.get(SATELLITE).state == "idle"
     assert open_streams() == []
