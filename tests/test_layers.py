@@ -31,3 +31,33 @@ def test_library_has_no_home_assistant_imports(library: str) -> None:
             assert not module.startswith("homeassistant"), f"{source.name} imports {module}"
             # ".." from a library module reaches the Home Assistant glue.
             assert not module.startswith(".."), f"{source.name} imports {module}"
+
+
+def test_audio_modules_import_each_other_without_a_cycle() -> None:
+    """The backends never import the factory that loads them: the audio package is a tree.
+
+    Every relative import counts, those inside functions and under TYPE_CHECKING too, so that a
+    lazy import cannot hide a cycle.
+    """
+    package = PACKAGE / "audio"
+    graph = {
+        source.stem: {
+            module.lstrip(".").split(".")[0] or "__init__"
+            for module in _imported_modules(source)
+            if module.startswith(".") and not module.startswith("..")
+        }
+        for source in package.glob("*.py")
+    }
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in graph.get(module, set()) - {"__init__"}:
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
+    assert "factory" in graph["__init__"]
