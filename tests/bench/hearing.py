@@ -2,8 +2,8 @@
 
 The simulator speaks espeak-ng replies; it keeps the samples of every audible frame it sends
 (`capture`), and `speaker.monitor` is recorded in 5 ms blocks stamped on the same clock. Each
-reply is aligned with its recording by cross-correlation, which gives:
-- wire→speaker: from the reply's first frame handed to aiortc to its first sample recorded;
+reply is aligned with its recording by cross-correlation, 100 ms at a time, which gives:
+- wire→speaker: from the reply's first frame handed to aiortc to its first words recorded;
 - the correlation of the aligned recording with what was sent (1.0: the same waveform; Opus
   and a concealed frame take a little off);
 - gaps inside speech: runs of digital silence (>= 1 ms of exact zeros) where the reply speaks;
@@ -42,6 +42,10 @@ MISSING_SHARE = 0.1
 """A speech window recorded at less than this share of its sent level is missing."""
 GAP_SAMPLES = 48
 """Exact zeros for this long (1 ms) inside speech is a gap: nothing real is that silent."""
+CHUNK = 4800
+"""Each 100 ms of a reply is aligned on its own..."""
+DRIFT = 1440
+"""...within 30 ms of the chunk before."""
 SEARCH_SECONDS = 1.0
 """How much later than sent a reply may be found in the recording."""
 LATE_START_SECONDS = 0.5
@@ -57,11 +61,22 @@ REPLIES = (
 ENDED = "output_audio_buffer.stopped|output_audio_buffer.cleared"
 
 
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """An audible frame the simulator handed to aiortc."""
+
+    at: float
+    pts: int
+    samples: np.ndarray
+
+
 @dataclass(slots=True)
 class Heard:
     """One reply, aligned with its recording."""
 
     delay_ms: float
+    late_sent_ms: float
+    """The most a frame was handed to aiortc after its time (the simulator's own jitter)."""
     correlation: float
     gaps: int
     missing_ms: float
@@ -86,7 +101,10 @@ async def hearing_phase(bench: Bench, replies: int, late_replies: int) -> None:
         await bench.sim("capture", on=False)
         await bench.sim("vad", on=True)
         await bench.sim("voice", kind="tone")
-    frames = [(at, np.frombuffer(base64.b64decode(data), np.int16)) for at, data in sent["frames"]]
+    frames = [
+        SentFrame(at, pts, np.frombuffer(base64.b64decode(data), np.int16))
+        for at, pts, data in sent["frames"]
+    ]
     steady_heard = [_hear(frames, recorder, start, end) for start, end in steady]
     late_heard = [_hear(frames, recorder, start, end) for start, end in late]
     _metrics(
@@ -107,7 +125,6 @@ async def _replies(bench: Bench, count: int, *, late: bool) -> list[tuple[float,
         started = (await bench.sim("count", side="server", event="output_audio_buffer.started"))[
             "count"
         ]
-        ended = (await bench.sim("count", side="server", event=ENDED))["count"]
         await bench.sim("script", turns=[["reply", REPLIES[index % len(REPLIES)]]])
         if late:
             await _suspend(suspended=True)
@@ -116,6 +133,10 @@ async def _replies(bench: Bench, count: int, *, late: bool) -> list[tuple[float,
         begun = await bench.sim(
             "wait", side="server", event="output_audio_buffer.started", count=started + 1
         )
+        # Counted once this reply is under way: an end of earlier audio may come late.
+        ended = 0
+        for kind in ENDED.split("|"):  # count takes one kind, wait several
+            ended += (await bench.sim("count", side="server", event=kind))["count"]
         if late:
             await asyncio.sleep(max(0.0, begun["at"] + LATE_START_SECONDS - time.monotonic()))
             await _suspend(suspended=False)
@@ -140,17 +161,15 @@ def _speaker(bench: Bench) -> dict[str, Any]:
     return dict(bench.session.audio_diagnostics()["speaker"])
 
 
-def _sent(
-    frames: list[tuple[float, np.ndarray]], start: float, end: float
-) -> tuple[float, np.ndarray]:
-    """Return when the reply began and its samples, frames placed on their 20 ms slots."""
-    mine = [(at, samples) for at, samples in frames if start - 0.01 <= at <= end + 0.05]
-    first = mine[0][0]
-    slots = [round((at - first) / (FRAME / RATE)) for at, _ in mine]
-    signal = np.zeros((max(slots) + 1) * FRAME, np.int16)
-    for slot, (_, samples) in zip(slots, mine, strict=True):
-        signal[slot * FRAME : (slot + 1) * FRAME] = samples
-    return first - FRAME / RATE, signal  # a frame is handed over once it is whole
+def _sent(frames: list[SentFrame], start: float, end: float) -> tuple[float, np.ndarray]:
+    """Return when the reply began and its samples, each frame in its place by its pts."""
+    mine = [frame for frame in frames if start - 0.01 <= frame.at <= end + 0.05]
+    first = mine[0]
+    signal = np.zeros(mine[-1].pts - first.pts + FRAME, np.int16)
+    for frame in mine:
+        offset = frame.pts - first.pts
+        signal[offset : offset + frame.samples.size] = frame.samples
+    return first.at - FRAME / RATE, signal  # a frame is handed over once it is whole
 
 
 def _recorded(recorder: MonitorClock, start: float, size: int) -> tuple[float, np.ndarray]:
@@ -184,32 +203,59 @@ def _windows(samples: np.ndarray) -> np.ndarray:
 
 
 def _gaps(heard: np.ndarray, speaking: np.ndarray) -> int:
-    """Count runs of >= GAP_SAMPLES exact zeros in heard that fall in speech windows."""
+    """Count runs of >= GAP_SAMPLES exact zeros in heard inside speech.
+
+    Inside: the reply speaks in every 5 ms window the run touches and in the one on each side,
+    so a pause between words that the alignment placed a little off is not a gap.
+    """
     silent = np.concatenate(([0], (heard == 0).astype(np.int8), [0]))
     edges = np.flatnonzero(np.diff(silent))
     count = 0
     for begin, end in zip(edges[::2], edges[1::2], strict=True):
-        window = min((begin + end) // 2 // WINDOW, speaking.size - 1)
-        if end - begin >= GAP_SAMPLES and speaking[window]:
+        first, last = begin // WINDOW - 1, (end - 1) // WINDOW + 1
+        if end - begin >= GAP_SAMPLES and first >= 0 and speaking[first : last + 1].all():
             count += 1
     return count
 
 
-def _hear(
-    frames: list[tuple[float, np.ndarray]], recorder: MonitorClock, start: float, end: float
-) -> Heard:
+def _follow(sent: np.ndarray, heard: np.ndarray, lag: int) -> np.ndarray:
+    """Return heard aligned with sent chunk by chunk, each chunk's lag searched near the last.
+
+    The lag moves within a reply: a concealed frame or a held start adds delay, silence skipped
+    in a pause between words takes it back. One lag for the whole reply would compare words
+    with the pauses next to them.
+    """
+    aligned = np.zeros(sent.size, np.int16)
+    for begin in range(0, sent.size, CHUNK):
+        piece = sent[begin : begin + CHUNK]
+        low = max(0, lag - DRIFT)
+        high = min(heard.size - begin - piece.size, lag + DRIFT)
+        if high < low:
+            break
+        if _windows(piece).max(initial=0.0) > SPEECH_RMS:
+            found, _ = _align(piece, heard[begin + low : begin + high + piece.size])
+            lag = low + found
+        aligned[begin : begin + piece.size] = heard[begin + lag : begin + lag + piece.size]
+    return aligned
+
+
+def _hear(frames: list[SentFrame], recorder: MonitorClock, start: float, end: float) -> Heard:
     """Align one reply with the recording and measure what of it was heard."""
     sent_at, sent = _sent(frames, start, end)
     heard_at, heard = _recorded(recorder, sent_at, sent.size + int(RATE * SEARCH_SECONDS))
-    lag, correlation = _align(sent, heard)
-    aligned = heard[lag : lag + sent.size]
+    lag, _ = _align(sent[: int(RATE * FIRST_WORDS_SECONDS)], heard)
+    aligned = _follow(sent, heard, lag)
+    correlation = _correlation(sent, aligned)
     sent_levels, heard_levels = _windows(sent), _windows(aligned)
     speaking = sent_levels > SPEECH_RMS
     missing = speaking & (heard_levels < MISSING_SHARE * sent_levels)
     head = int(RATE * FIRST_WORDS_SECONDS)
     _, first_words = _align(sent[:head], heard)
+    mine = [frame for frame in frames if start - 0.01 <= frame.at <= end + 0.05]
+    due = [mine[0].at + (frame.pts - mine[0].pts) / RATE for frame in mine]
     return Heard(
         delay_ms=1000 * (heard_at + lag / RATE - sent_at),
+        late_sent_ms=1000 * max(frame.at - at for frame, at in zip(mine, due, strict=True)),
         correlation=correlation,
         gaps=_gaps(aligned, speaking),
         missing_ms=5.0 * int(missing.sum()),
@@ -243,6 +289,7 @@ def _metrics(
             n=len(steady),
             detail={
                 "by_reply": [heard.gaps for heard in steady],
+                "simulator_late_ms_by_reply": [round(heard.late_sent_ms) for heard in steady],
                 **{f"sink_{key}": change(key, before, after_steady) for key in counters},
                 "margin_ms": after_steady.get("margin_ms"),
             },

@@ -39,8 +39,8 @@ sent: list[tuple[float, float]] = []
 """(monotonic time, RMS) of every audible frame the simulator's tracks handed to aiortc."""
 rtp: list[tuple[float, float]] = []
 """(monotonic arrival time, RMS once decoded) of every Opus packet from the client."""
-sent_audio: list[tuple[float, bytes]] = []
-"""(monotonic time, mono s16 samples) of the audible frames sent while `capture` is on."""
+sent_audio: list[tuple[float, int, bytes]] = []
+"""(monotonic time, pts, mono s16 samples) of the audible frames sent while `capture` is on."""
 capturing = False
 
 
@@ -54,7 +54,7 @@ class TimedPlaybackTrack(PlaybackTrack):
         if level > _SILENT_RMS:
             sent.append((time.monotonic(), level))
             if capturing:
-                sent_audio.append((sent[-1][0], frame.to_ndarray().tobytes()))
+                sent_audio.append((sent[-1][0], frame.pts or 0, frame.to_ndarray().tobytes()))
         return frame
 
 
@@ -156,11 +156,11 @@ class Driver:
         return {}
 
     async def op_sent_audio(self, since: float = 0.0) -> dict[str, Any]:
-        """Return the captured frames since a time: [time, base64 of mono s16] each."""
+        """Return the captured frames since a time: [time, pts, base64 of mono s16] each."""
         return {
             "frames": [
-                [at, base64.b64encode(samples).decode()]
-                for at, samples in sent_audio
+                [at, pts, base64.b64encode(samples).decode()]
+                for at, pts, samples in sent_audio
                 if at >= since
             ]
         }
