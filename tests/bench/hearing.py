@@ -46,6 +46,8 @@ CHUNK = 4800
 """Each 100 ms of a reply is aligned on its own..."""
 DRIFT = 1440
 """...within 30 ms of the chunk before."""
+STEADY_SENDER_MS = 20.0
+"""A reply whose frames the simulator handed to aiortc at most this late was sent steadily."""
 SEARCH_SECONDS = 1.0
 """How much later than sent a reply may be found in the recording."""
 LATE_START_SECONDS = 0.5
@@ -278,18 +280,23 @@ def _metrics(
         return round(float(end.get(key, 0)) - float(start.get(key, 0)), 1)
 
     counters = ("underruns", "concealed_ms", "dropped_ms", "skipped_silence_ms")
+    every = steady
+    # The targets hold on a steady network: a reply whose frames the simulator itself handed
+    # over late (a loaded machine starves its process) is reported in the details only.
+    steady = [heard for heard in every if heard.late_sent_ms <= STEADY_SENDER_MS]
     gaps = sum(heard.gaps for heard in steady)
     bench.metrics.append(
         Metric(
             "hearing_gaps_in_speech",
             "n",
-            "0",
+            f"0 (replies sent on time ±{STEADY_SENDER_MS:g} ms)",
             gaps == 0 if steady else None,
             value=gaps,
             n=len(steady),
             detail={
-                "by_reply": [heard.gaps for heard in steady],
-                "simulator_late_ms_by_reply": [round(heard.late_sent_ms) for heard in steady],
+                "replies": len(every),
+                "by_reply": [heard.gaps for heard in every],
+                "simulator_late_ms_by_reply": [round(heard.late_sent_ms) for heard in every],
                 **{f"sink_{key}": change(key, before, after_steady) for key in counters},
                 "margin_ms": after_steady.get("margin_ms"),
             },
@@ -304,7 +311,7 @@ def _metrics(
             missing == 0 if steady else None,
             value=missing,
             n=len(steady),
-            detail={"by_reply": [heard.missing_ms for heard in steady]},
+            detail={"by_reply": [heard.missing_ms for heard in every]},
         )
     )
     metric = distribution(
@@ -312,10 +319,13 @@ def _metrics(
     )
     metric.target, metric.met = "reported", None if not steady else True
     metric.value = min((heard.correlation for heard in steady), default=None)
+    metric.detail = {"by_reply": [round(heard.correlation, 3) for heard in every]}
     bench.metrics.append(metric)
-    bench.metrics.append(
-        distribution("hearing_wire_to_speaker_ms", [heard.delay_ms for heard in steady], limit=50)
+    metric = distribution(
+        "hearing_wire_to_speaker_ms", [heard.delay_ms for heard in steady], limit=50
     )
+    metric.detail = {"by_reply": [round(heard.delay_ms, 1) for heard in every]}
+    bench.metrics.append(metric)
     heard_first = [heard.first_words >= FIRST_WORDS_CORRELATION for heard in late]
     bench.metrics.append(
         Metric(
