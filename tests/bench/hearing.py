@@ -48,7 +48,7 @@ DRIFT = 1440
 """...within 30 ms of the chunk before."""
 STEADY_SENDER_MS = 20.0
 """A reply whose frames the simulator handed to aiortc at most this late was sent steadily."""
-SEARCH_SECONDS = 1.0
+SEARCH_SECONDS = 3.0
 """How much later than sent a reply may be found in the recording."""
 LATE_START_SECONDS = 0.5
 """How long the suspended sink stays asleep after the reply began."""
