@@ -1,6 +1,7 @@
 """The speaker: plays the remote aiortc track on a device through a small bounded buffer.
 
-The device thread takes audio from a locked PcmRing; opening and closing run in the executor.
+The device thread takes audio from the Playout (a locked buffer with the timing rules); opening
+and closing run in the executor.
 """
 
 from __future__ import annotations
