@@ -930,6 +930,11 @@ def test_ci_check_catches_missing_validation() -> None:
 
 
 def test_changelog_describes_the_released_version() -> None:
-    """Every version in the manifest has its section in CHANGELOG.md, the newest first."""
+    """Every version in the manifest has its section in CHANGELOG.md, the newest first.
+
+    Changes not released yet go in an "Unreleased" section above it.
+    """
     headings = re.findall(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
+    if headings[0] == "Unreleased":
+        headings.pop(0)
     assert headings[0] == MANIFEST["version"]
