@@ -28,7 +28,8 @@ from custom_components.realtime_voice.audio import (
     detect_backends,
 )
 from custom_components.realtime_voice.audio.gate import RESIDUAL_GUARD_SECONDS
-from custom_components.realtime_voice.audio.tracks import MicrophoneTrack, SpeakerSink
+from custom_components.realtime_voice.audio.microphone import MicrophoneTrack
+from custom_components.realtime_voice.audio.speaker import SpeakerSink
 
 from .audio_helpers import (
     MonitorClock,

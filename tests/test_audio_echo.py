@@ -21,7 +21,8 @@ from custom_components.realtime_voice.audio.echo import (
     MicrophoneProcessor,
     ProcessingOptions,
 )
-from custom_components.realtime_voice.audio.tracks import MicrophoneTrack, SpeakerSink
+from custom_components.realtime_voice.audio.microphone import MicrophoneTrack
+from custom_components.realtime_voice.audio.speaker import SpeakerSink
 
 from .audio_helpers import QueueTrack, rms, until
 from .simulator.voice import read_wav

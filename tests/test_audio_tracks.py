@@ -1,4 +1,6 @@
-"""MicrophoneTrack timing, SpeakerSink queueing and EchoGate rules, with a scripted device.
+"""MicrophoneTrack timing, SpeakerSink endings and EchoGate rules, with a scripted device.
+
+The speaker's playout rules are in test_audio_playout.py.
 
 The device here is a stand-in that a test feeds from a worker thread (or pulls from), as a
 backend's device thread would: it is the only way to stall a device, overrun the queue or
@@ -30,12 +32,8 @@ from custom_components.realtime_voice.audio.backend import (
     ErrorHandler,
     OutputDeviceStream,
 )
-from custom_components.realtime_voice.audio.tracks import (
-    AUDIBLE_PEAK,
-    MIC_QUEUE_FRAMES,
-    MicrophoneTrack,
-    SpeakerSink,
-)
+from custom_components.realtime_voice.audio.microphone import MIC_QUEUE_FRAMES, MicrophoneTrack
+from custom_components.realtime_voice.audio.speaker import SpeakerSink
 
 from .audio_helpers import QueueTrack, until
 from .error_log import ErrorLog
@@ -159,42 +157,6 @@ async def test_half_duplex_gate_sends_silence_while_the_assistant_speaks() -> No
         gated = [await mic.recv() for _ in range(2)]
     assert [_value(f) for f in gated] == [0, 0]
     assert mic.stats.gated_frames == 2
-
-
-async def test_speech_starts_at_once_unless_the_network_was_late() -> None:
-    """On a steady network the answer's first sound is the next block the speaker plays.
-
-    Silence queued before it is skipped. After a late frame (the device found nothing queued)
-    the silence stays: it is the cushion that keeps the next late frame from leaving a gap.
-    """
-    backend = ScriptedBackend()
-    track = QueueTrack()
-    silence, speech = np.zeros(960 * 2, np.int16), np.full(960, 8000, np.int16)
-
-    async def next_played(queued: int) -> np.ndarray:
-        """Queue silence then speech; return the block the device plays next."""
-        track.put_samples(silence)
-        track.put_samples(speech)
-        await until(lambda: sink.stats.frames == queued + 3)
-        assert backend.pull is not None
-        return np.frombuffer(backend.pull(960), np.int16)
-
-    async with await SpeakerSink.open(backend) as sink:
-        player = asyncio.create_task(sink.play(track))
-        try:
-            steady = await next_played(0)
-            skipped = sink.stats.skipped_silence_ms
-            assert backend.pull is not None
-            assert not any(backend.pull(960))  # the remote's next frame is late
-            after_late = await next_played(3)
-        finally:
-            track.queue.put_nowait(None)
-            await player
-    assert np.abs(steady).max() >= AUDIBLE_PEAK
-    assert skipped == 40.0
-    assert sink.stats.underruns == 1
-    assert not after_late.any()
-    assert sink.stats.skipped_silence_ms == skipped
 
 
 async def _end_track_as_device_fails(*, device_first: bool) -> tuple[str, list[str]]:

@@ -61,3 +61,33 @@ def test_the_wire_stays_inside_realtime() -> None:
         assert not wire_types & _string_constants(source), source.name
         modules = _imported_modules(source)
         assert not any(module.endswith("client_events") for module in modules), source.name
+
+
+def test_audio_modules_import_each_other_without_a_cycle() -> None:
+    """The backends never import the factory that loads them: the audio package is a tree.
+
+    Every relative import counts, those inside functions and under TYPE_CHECKING too, so that a
+    lazy import cannot hide a cycle.
+    """
+    package = PACKAGE / "audio"
+    graph = {
+        source.stem: {
+            module.lstrip(".").split(".")[0] or "__init__"
+            for module in _imported_modules(source)
+            if module.startswith(".") and not module.startswith("..")
+        }
+        for source in package.glob("*.py")
+    }
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in graph.get(module, set()) - {"__init__"}:
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
+    assert "factory" in graph["__init__"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import socket
+import threading
 import time
 
 import pytest
 
 from custom_components.realtime_voice.audio.libpulse import Direction, PulseError, PulseStream
 from custom_components.realtime_voice.audio.pulse_devices import list_pulse_devices
+from custom_components.realtime_voice.audio.pulse_watch import DeviceWatch
 
 from .virtual_audio import MIC, SPEAKER
 
@@ -68,3 +71,27 @@ def test_a_closed_stream_refuses_work_and_closes_again_quietly() -> None:
     stream.close()
     with pytest.raises(PulseError, match="stream is closed"):
         stream.write(bytes(1920))
+
+
+def test_the_watch_hears_of_a_removed_device_at_once(
+    unplug: Callable[[str], Callable[[], None]],
+) -> None:
+    """The server tells the watch a device went; the others stay; no listing, no polling."""
+    watch = DeviceWatch()
+    watch.start()
+    try:
+        assert watch.is_present(is_source=False, name=SPEAKER)
+        assert watch.is_present(is_source=True, name=MIC)
+        assert not watch.is_present(is_source=True, name=SPEAKER)  # a sink, not a source
+        unplug(SPEAKER)
+        deadline = time.monotonic() + 2
+        while watch.is_present(is_source=False, name=SPEAKER) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not watch.is_present(is_source=False, name=SPEAKER)
+        assert watch.is_present(is_source=True, name=MIC)
+        threads = {thread.name for thread in threading.enumerate()}
+        assert "realtime_voice pulse watch" in threads
+    finally:
+        watch.close()
+        watch.close()
+    assert "realtime_voice pulse watch" not in {t.name for t in threading.enumerate()}

@@ -36,7 +36,8 @@ from .audio.echo import (
     ProcessingOptions,
     check_library,
 )
-from .audio.tracks import MicrophoneTrack, SpeakerSink
+from .audio.microphone import MicrophoneTrack
+from .audio.speaker import SpeakerSink
 from .const import AudioBackendChoice, Box
 from .translated_errors import note_echo_cancellation
 

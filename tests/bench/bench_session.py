@@ -9,6 +9,9 @@ counted. Both use the same monotonic clock. Audio goes through the PulseAudio vi
 Phases, all in full duplex so that the echo gate never mutes the microphone:
 1. duplex: CPU per second of audio both ways, then the event loop's lag; the bare Opus floor.
 2. latency: clicks into the microphone and from the simulator, both ways at once.
+   hearing: espeak-ng replies recorded on `speaker.monitor` and aligned with what the simulator
+   sent: gaps and missing speech, correlation, wire→speaker; then replies into a sink that
+   wakes 500 ms late (tests/bench/hearing.py).
 3. barge-in: the user speaks over a reply (server VAD) until the speaker is silent.
 4. tools: the model turns a light on and off (input_boolean behind a template light).
 5. echo: the speaker's echo in the microphone (tests.virtual_audio.acoustic_echo) at -6 and
@@ -32,6 +35,7 @@ import contextlib
 import cProfile
 import dataclasses
 from dataclasses import dataclass
+import functools
 import gc
 import json
 import os
@@ -57,7 +61,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.audio import DuplexMode
 from custom_components.realtime_voice.audio.libpulse import PulseStream
-from custom_components.realtime_voice.audio.tracks import SpeakerSink
+from custom_components.realtime_voice.audio.speaker import SpeakerSink
 from custom_components.realtime_voice.config_flow import RealtimeVoiceConfigFlow
 from custom_components.realtime_voice.const import (
     CONF_BASE_URL,
@@ -83,6 +87,7 @@ from tests.virtual_audio import (
 
 from .chromium import browser_phase
 from .cost import LONGER, estimates
+from .hearing import hearing_phase
 from .report import Metric, distribution, write
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio_as_is", "socket_enabled")
@@ -91,7 +96,7 @@ QUICK = os.environ.get("RV_BENCH_QUICK") == "1"
 BACKEND = os.environ.get("RV_BENCH_BACKEND", "pulse")
 OUTPUT = Path(os.environ.get("RV_BENCH_OUTPUT", "bench-results.json"))
 PHASES = os.environ.get(
-    "RV_BENCH_PHASES", "duplex,latency,barge_in,tools,echo,cycles,browser,cost"
+    "RV_BENCH_PHASES", "duplex,latency,hearing,barge_in,tools,echo,cycles,browser,cost"
 ).split(",")
 
 CPU_SECONDS = 5.0 if QUICK else 15.0
@@ -103,6 +108,8 @@ CYCLES = 20 if QUICK else 50
 ECHO_REPLIES_WITHOUT = 3 if QUICK else 10
 ECHO_REPLIES_WITH = 5 if QUICK else 20
 ECHO_BARGE_INS = 5 if QUICK else 20
+HEARING_REPLIES = 8 if QUICK else 20
+HEARING_LATE_REPLIES = 2 if QUICK else 3
 WARM_CYCLES = 5
 
 PERIOD = 0.5
@@ -416,7 +423,7 @@ async def latency_phase(bench: Bench) -> None:
     async def sample_ring() -> None:
         sink = bench.session._conversation._audio.speaker
         while True:
-            ring_ms.append(1000 * len(sink._ring) / sink._format.bytes_per_second)
+            ring_ms.append(1000 * sink.queued_seconds)
             await asyncio.sleep(0.005)
 
     with (
@@ -943,6 +950,13 @@ async def test_bench(hass: HomeAssistant, tmp_path: Path) -> None:
         await bench.action("start_conversation")
         await _phase(bench, "duplex", duplex_phase)
         await _phase(bench, "latency", latency_phase)
+        await _phase(
+            bench,
+            "hearing",
+            functools.partial(
+                hearing_phase, replies=HEARING_REPLIES, late_replies=HEARING_LATE_REPLIES
+            ),
+        )
         await _phase(bench, "barge_in", barge_in_phase)
         await _phase(bench, "tools", tool_phase)
         await bench.action("end_conversation")

@@ -16,6 +16,7 @@ On top of the simulator it records, on the shared monotonic clock:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import sys
@@ -38,6 +39,9 @@ sent: list[tuple[float, float]] = []
 """(monotonic time, RMS) of every audible frame the simulator's tracks handed to aiortc."""
 rtp: list[tuple[float, float]] = []
 """(monotonic arrival time, RMS once decoded) of every Opus packet from the client."""
+sent_audio: list[tuple[float, int, bytes]] = []
+"""(monotonic time, pts, mono s16 samples) of the audible frames sent while `capture` is on."""
+capturing = False
 
 
 class TimedPlaybackTrack(PlaybackTrack):
@@ -49,6 +53,8 @@ class TimedPlaybackTrack(PlaybackTrack):
         level = rms(frame.to_ndarray())
         if level > _SILENT_RMS:
             sent.append((time.monotonic(), level))
+            if capturing:
+                sent_audio.append((sent[-1][0], frame.pts or 0, frame.to_ndarray().tobytes()))
         return frame
 
 
@@ -141,6 +147,24 @@ class Driver:
             ],
         }
 
+    async def op_capture(self, on: bool) -> dict[str, Any]:
+        """Keep the samples of audible frames sent from now on (or stop, and forget them)."""
+        global capturing  # noqa: PLW0603 - the track is created by the simulator
+        capturing = on
+        if not on:
+            sent_audio.clear()
+        return {}
+
+    async def op_sent_audio(self, since: float = 0.0) -> dict[str, Any]:
+        """Return the captured frames since a time: [time, pts, base64 of mono s16] each."""
+        return {
+            "frames": [
+                [at, pts, base64.b64encode(samples).decode()]
+                for at, pts, samples in sent_audio
+                if at >= since
+            ]
+        }
+
     async def op_count(self, side: str, event: str) -> dict[str, Any]:
         """Return how many events of a kind the latest call has (server or client side)."""
         events = self.call.server_events if side == "server" else self.call.client_events
@@ -171,6 +195,7 @@ class Driver:
         """Drop the recordings so far (between phases, to keep answers small)."""
         sent.clear()
         rtp.clear()
+        sent_audio.clear()
         for call in self.simulator.calls:
             call.audio_frames.clear()
         return {}

@@ -1,8 +1,10 @@
 """Audio engine: microphone and speaker on real devices. No Home Assistant imports.
 
-`backend` holds the backend protocol, errors and detection; `pulse_backend` and
-`sounddevice_backend` reach the devices; `tracks` bridges them to aiortc (imported from there, so
-that this package stays light); `gate` keeps the assistant's voice out of the microphone.
+`backend` holds the backend protocol and errors; `pulse_backend` and `sounddevice_backend` reach
+the devices; `factory` loads one by name and detects what each sees. `microphone` and `speaker`
+bridge the devices to aiortc (imported from there, so that this package stays light; `frames`
+holds what both share, `playout` the speaker's timing rules); `gate` keeps the assistant's voice
+out of the microphone.
 """
 
 from .backend import (
@@ -16,11 +18,9 @@ from .backend import (
     AudioLibraryMissingError,
     BackendName,
     BackendStatus,
-    auto_backend,
-    create_backend,
-    detect_backends,
     is_default,
 )
+from .factory import auto_backend, create_backend, detect_backends
 from .gate import ECHO_TAIL_SECONDS, DuplexMode, EchoGate
 
 __all__ = [

@@ -3,7 +3,8 @@
 A backend opens device streams and moves raw s16le PCM between a device and two plain callables:
 input streams push blocks to `on_block`, output streams pull blocks from `pull`. Both run on the
 backend's own threads and report a failed device through `on_error`. Nothing here touches asyncio:
-`tracks.py` bridges these threads to the event loop.
+`microphone.py` and `speaker.py` bridge these threads to the event loop; `factory.py` loads a
+backend by name.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Protocol
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from typing import Final, Protocol
 
 SAMPLE_RATE: Final = 48000
 """The rate of every frame exchanged with aiortc, in Hz."""
@@ -181,44 +179,3 @@ class AudioBackend(Protocol):
 def is_default(device: str | None) -> bool:
     """Return whether a device name means the system default."""
     return device in {None, "", DEFAULT_DEVICE}
-
-
-def create_backend(name: BackendName) -> AudioBackend:
-    """Load one backend, raising AudioLibraryMissingError if its library is missing."""
-    if name is BackendName.PULSE:
-        from .pulse_backend import PulseBackend  # noqa: PLC0415 - loads libpulse
-
-        return PulseBackend()
-    from .sounddevice_backend import SoundDeviceBackend  # noqa: PLC0415 - loads PortAudio
-
-    return SoundDeviceBackend()
-
-
-def detect_backends(names: Iterable[BackendName] = tuple(BackendName)) -> list[BackendStatus]:
-    """Try every backend and list what each can see; blocking."""
-    return [_detect(name) for name in names]
-
-
-def auto_backend() -> AudioBackend:
-    """Return the first backend that works here: PulseAudio first, as Home Assistant OS has it."""
-    errors: list[str] = []
-    for name in (BackendName.PULSE, BackendName.SOUNDDEVICE):
-        try:
-            backend = create_backend(name)
-            backend.list_devices()
-        except AudioError as err:
-            errors.append(f"{name}: {err}")
-        else:
-            return backend
-    raise AudioDeviceError("no audio backend works here: " + "; ".join(errors))
-
-
-def _detect(name: BackendName) -> BackendStatus:
-    """Load one backend and list its devices, capturing the failure instead of raising."""
-    try:
-        backend = create_backend(name)
-        devices = tuple(backend.list_devices())
-    except AudioError as err:
-        return BackendStatus(name, error=err)
-    backend.close()
-    return BackendStatus(name, devices)

@@ -17,7 +17,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 import av
 
 from .backend import FRAME_SAMPLES, SAMPLE_RATE, AudioBackend, AudioError
-from .tracks import FRAME_SECONDS, SpeakerSink
+from .frames import FRAME_SECONDS
+from .speaker import SpeakerSink
 
 MAX_CLIP_SECONDS: Final = 600.0
 """A clip longer than this is cut: an announcement, not an album."""

@@ -9,7 +9,7 @@ import threading
 
 
 class PcmRing:
-    """Keeps at most capacity bytes; writing more drops the oldest, reading short pads zeros."""
+    """Keeps at most a limit of bytes; writing more drops the oldest, reading short pads zeros."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
@@ -20,11 +20,14 @@ class PcmRing:
         with self._lock:
             return len(self._data)
 
-    def write(self, data: bytes) -> int:
-        """Append data; return how many of the oldest bytes were dropped to make room."""
+    def write(self, data: bytes, limit: int | None = None) -> int:
+        """Append data; return how many of the oldest bytes were dropped to keep within limit.
+
+        The limit is the capacity unless given: the owner may allow more for a while.
+        """
         with self._lock:
             self._data += data
-            excess = max(0, len(self._data) - self._capacity)
+            excess = max(0, len(self._data) - (self._capacity if limit is None else limit))
             del self._data[:excess]
             return excess
 
@@ -40,6 +43,13 @@ class PcmRing:
         """Return a copy of everything queued, leaving it queued."""
         with self._lock:
             return bytes(self._data)
+
+    def trim(self, keep: int) -> int:
+        """Drop the oldest bytes beyond keep; return how many were dropped."""
+        with self._lock:
+            excess = max(0, len(self._data) - keep)
+            del self._data[:excess]
+            return excess
 
     def clear(self) -> int:
         """Drop everything; return how many bytes were dropped."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging
 import threading
-import time
 from typing import Final, override
 
 from .backend import (
@@ -31,6 +30,7 @@ from .backend import (
 )
 from .libpulse import Direction, PulseError, PulseLibraryMissing, PulseStream, load_library
 from .pulse_devices import list_pulse_devices
+from .pulse_watch import DeviceWatch
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ PLAYBACK_LATENCY_MS: Final = 30
 """Target fill of the server's playback buffer. The device thread may be late by this minus one
 block (20 ms, for a loop holding the GIL) before the sink underruns; a smaller block, not a
 smaller margin, is what keeps the latency low."""
-PRESENCE_CHECK_SECONDS: Final = 0.5
-"""How often a stream on a named device checks that the device still exists.
-
-PulseAudio moves the streams of a removed device to the fallback device, and libpulse-simple
-cannot ask it not to (PA_STREAM_DONT_MOVE), so without this a removed speaker would go on
-playing into whatever device is left. A stream on the default device follows the default."""
 _JOIN_SECONDS: Final = 2.0
 
 
@@ -110,10 +104,10 @@ class PulseBackend:
             stream.close()
 
     def _track[S: _PulseThreadStream](self, stream: S) -> S:
-        """Remember a stream until it closes, then start its thread."""
+        """Start a stream's thread, then remember the stream until it closes."""
+        stream.start()
         self._streams.add(stream)
         stream.on_closed = self._streams.discard
-        stream.start()
         return stream
 
 
@@ -152,6 +146,11 @@ class _PulseThreadStream:
         self._format = audio_format
         self._on_error = on_error
         self._stopping = threading.Event()
+        # PulseAudio moves the streams of a removed device to the fallback device, and
+        # libpulse-simple cannot ask it not to, so a removed speaker would go on playing into
+        # whatever is left: the watch says when a named device goes. The default device is
+        # followed wherever it goes.
+        self._watch: DeviceWatch | None = None
         self._block_frames = int(audio_format.rate * BLOCK_SECONDS)
         self._thread = threading.Thread(target=self._run, name=self._thread_name(), daemon=True)
         self.latency: float | None = self._server_latency()
@@ -163,7 +162,17 @@ class _PulseThreadStream:
         return self._format
 
     def start(self) -> None:
-        """Start the device thread."""
+        """Watch a named device, then start the device thread; raise AudioDeviceError."""
+        if self._named:
+            watch = DeviceWatch()
+            try:
+                watch.start()
+            except PulseError as err:
+                self._pulse.close()
+                raise AudioDeviceError(
+                    f"cannot watch PulseAudio device {self._device}: {err}"
+                ) from err
+            self._watch = watch
         self._thread.start()
 
     def close(self) -> None:
@@ -177,29 +186,27 @@ class _PulseThreadStream:
             _LOGGER.warning("PulseAudio device %s did not stop in time", self._device)
             return
         self._pulse.close()
+        if self._watch is not None:
+            self._watch.close()
         if self.on_closed is not None:
             self.on_closed(self)
 
     def _run(self) -> None:
         """Move blocks until stopped; report a failure of the device once."""
-        checked = time.monotonic()
         try:
             while not self._stopping.is_set():
                 self._step()
-                if self._named and time.monotonic() - checked > PRESENCE_CHECK_SECONDS:
-                    checked = time.monotonic()
-                    self._check_present()
+                if self._watch is not None:
+                    self._check_present(self._watch)
         except PulseError as err:
             if not self._stopping.is_set():
                 self._on_error(
                     AudioDeviceLostError(f"PulseAudio device {self._device} failed: {err}")
                 )
 
-    def _check_present(self) -> None:
+    def _check_present(self, watch: DeviceWatch) -> None:
         """Raise PulseError if the named device is gone (its stream was moved elsewhere)."""
-        sources, sinks = list_pulse_devices()
-        devices = sources if isinstance(self, _PulseInput) else sinks
-        if all(name != self._device for name, _ in devices):
+        if not watch.is_present(is_source=isinstance(self, _PulseInput), name=self._device):
             raise PulseError("the device was removed")
 
     def _step(self) -> None:

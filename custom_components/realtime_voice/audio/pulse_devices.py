@@ -38,11 +38,16 @@ _INFO_CALLBACK = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.POINTER(_InfoHead), ctypes.c_int, ctypes.c_void_p
 )
 
+SUBSCRIBE_CALLBACK = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p
+)
+SUCCESS_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+
 type DeviceList = list[tuple[str, str]]
 """(name, description) pairs."""
 
 
-def _library() -> ctypes.CDLL:
+def declare() -> ctypes.CDLL:
     """Return libpulse, loaded once with libpulse-simple, with the introspection calls declared.
 
     Declared at every use: cheap, and right even for a library loaded anew.
@@ -62,6 +67,9 @@ def _declare(pulse: ctypes.CDLL) -> None:
         "pa_mainloop_poll": (ctypes.c_int, (void_p,)),
         "pa_mainloop_dispatch": (ctypes.c_int, (void_p,)),
         "pa_mainloop_free": (None, (void_p,)),
+        "pa_mainloop_wakeup": (None, (void_p,)),
+        "pa_context_set_subscribe_callback": (None, (void_p, SUBSCRIBE_CALLBACK, void_p)),
+        "pa_context_subscribe": (void_p, (void_p, ctypes.c_uint32, SUCCESS_CALLBACK, void_p)),
         "pa_context_new": (void_p, (void_p, ctypes.c_char_p)),
         "pa_context_connect": (ctypes.c_int, (void_p, ctypes.c_char_p, ctypes.c_int, void_p)),
         "pa_context_get_state": (ctypes.c_int, (void_p,)),
@@ -82,21 +90,30 @@ def _declare(pulse: ctypes.CDLL) -> None:
 
 def list_pulse_devices() -> tuple[DeviceList, DeviceList]:
     """Return the server's (sources, sinks); raise PulseError if it cannot be reached."""
-    pulse = _library()
+    pulse = declare()
     mainloop = pulse.pa_mainloop_new()
     context = pulse.pa_context_new(pulse.pa_mainloop_get_api(mainloop), b"Realtime Voice")
     try:
-        _connect(pulse, mainloop, context)
+        connect_context(pulse, mainloop, context)
         sources = _query(pulse, mainloop, context, pulse.pa_context_get_source_info_list)
         sinks = _query(pulse, mainloop, context, pulse.pa_context_get_sink_info_list)
     finally:
         pulse.pa_context_disconnect(context)
         pulse.pa_context_unref(context)
         pulse.pa_mainloop_free(mainloop)
-    return sources, sinks
+    return [(name, text) for name, text, _ in sources], [(name, text) for name, text, _ in sinks]
 
 
-def _connect(pulse: ctypes.CDLL, mainloop: int, context: int) -> None:
+def indexed_devices(pulse: ctypes.CDLL, mainloop: int, context: int) -> list[tuple[bool, str, int]]:
+    """Return (is_source, name, index) of every device, on a connected context."""
+    sources = _query(pulse, mainloop, context, pulse.pa_context_get_source_info_list)
+    sinks = _query(pulse, mainloop, context, pulse.pa_context_get_sink_info_list)
+    return [(True, name, index) for name, _, index in sources] + [
+        (False, name, index) for name, _, index in sinks
+    ]
+
+
+def connect_context(pulse: ctypes.CDLL, mainloop: int, context: int) -> None:
     """Connect the context to the default server, without spawning one."""
     if pulse.pa_context_connect(context, None, _CONTEXT_NOAUTOSPAWN, None) < 0:
         _raise(pulse, context)
@@ -112,14 +129,15 @@ def _connect(pulse: ctypes.CDLL, mainloop: int, context: int) -> None:
 
 def _query(
     pulse: ctypes.CDLL, mainloop: int, context: int, request: ctypes._NamedFuncPointer
-) -> DeviceList:
-    """Run one info-list request to its end and collect (name, description)."""
-    found: DeviceList = []
+) -> list[tuple[str, str, int]]:
+    """Run one info-list request to its end and collect (name, description, index)."""
+    found: list[tuple[str, str, int]] = []
 
     def collect(_context: int, info: ctypes._Pointer[_InfoHead], eol: int, _user: int) -> None:
         if not eol and info:
             head = info.contents
-            found.append(((head.name or b"").decode(), (head.description or b"").decode()))
+            name, text = (head.name or b"").decode(), (head.description or b"").decode()
+            found.append((name, text, int(head.index)))
 
     callback = _INFO_CALLBACK(collect)  # kept referenced until the operation is done
     operation = request(context, callback, None)

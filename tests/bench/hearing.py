@@ -1,0 +1,345 @@
+"""Bench phase "hearing": whether what the speaker played is what the simulator said.
+
+The simulator speaks espeak-ng replies; it keeps the samples of every audible frame it sends
+(`capture`), and `speaker.monitor` is recorded in 5 ms blocks stamped on the same clock. Each
+reply is aligned with its recording by cross-correlation, 100 ms at a time, which gives:
+- wire→speaker: from the reply's first frame handed to aiortc to its first words recorded;
+- the correlation of the aligned recording with what was sent (1.0: the same waveform; Opus
+  and a concealed frame take a little off);
+- gaps inside speech: runs of digital silence (>= 1 ms of exact zeros) where the reply speaks;
+- speech missing: 5 ms windows where the reply speaks and the recording is near silent.
+Then a few replies start while the speaker sink is suspended, and it is resumed 500 ms after
+the simulator began sending: are the first words heard?
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+import statistics
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tests.audio_helpers import MonitorClock
+from tests.virtual_audio import SPEAKER, SPEAKER_MONITOR
+
+from .report import Metric, distribution
+
+if TYPE_CHECKING:
+    from .bench_session import Bench
+
+RATE = 48000
+FRAME = 960
+WINDOW = 240
+"""5 ms, the recorder's block."""
+SPEECH_RMS = 300.0
+"""A 5 ms window of the sent reply louder than this is speech."""
+MISSING_SHARE = 0.1
+"""A speech window recorded at less than this share of its sent level is missing."""
+GAP_SAMPLES = 48
+"""Exact zeros for this long (1 ms) inside speech is a gap: nothing real is that silent."""
+CHUNK = 4800
+"""Each 100 ms of a reply is aligned on its own..."""
+DRIFT = 1440
+"""...within 30 ms of the chunk before."""
+STEADY_SENDER_MS = 20.0
+"""A reply whose frames the simulator handed to aiortc at most this late was sent steadily."""
+SEARCH_SECONDS = 3.0
+"""How much later than sent a reply may be found in the recording."""
+LATE_START_SECONDS = 0.5
+"""How long the suspended sink stays asleep after the reply began."""
+FIRST_WORDS_SECONDS = 0.5
+FIRST_WORDS_CORRELATION = 0.8
+"""The first words count as heard when they correlate at least this well with what was sent."""
+REPLIES = (
+    "Sure. The kitchen light is on, and the living room is warm and quiet tonight.",
+    "Done. I turned off the hallway lamp.",
+    "It is seven degrees outside, with light rain until the evening.",
+)
+ENDED = "output_audio_buffer.stopped|output_audio_buffer.cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """An audible frame the simulator handed to aiortc."""
+
+    at: float
+    pts: int
+    samples: np.ndarray
+
+
+@dataclass(slots=True)
+class Heard:
+    """One reply, aligned with its recording."""
+
+    delay_ms: float
+    late_sent_ms: float
+    """The most a frame was handed to aiortc after its time (the simulator's own jitter)."""
+    correlation: float
+    gaps: int
+    missing_ms: float
+    first_words: float
+    """Correlation of the reply's first FIRST_WORDS_SECONDS with the recording, aligned alone."""
+
+
+async def hearing_phase(bench: Bench, replies: int, late_replies: int) -> None:
+    """Speak `replies` replies on a running speaker, then `late_replies` into a waking one."""
+    await bench.sim("voice", kind="speech")
+    await bench.sim("vad", on=False)  # the replies alone: nobody talks over them
+    await bench.sim("capture", on=True)
+    before = _speaker(bench)
+    try:
+        with MonitorClock(SPEAKER_MONITOR) as recorder:
+            steady = await _replies(bench, replies, late=False)
+            after_steady = _speaker(bench)
+            late = await _replies(bench, late_replies, late=True)
+            await asyncio.sleep(0.5)
+        sent = await bench.sim("sent_audio", since=steady[0][0])
+    finally:
+        await bench.sim("capture", on=False)
+        await bench.sim("vad", on=True)
+        await bench.sim("voice", kind="tone")
+    frames = [
+        SentFrame(at, pts, np.frombuffer(base64.b64decode(data), np.int16))
+        for at, pts, data in sent["frames"]
+    ]
+    steady_heard = [_hear(frames, recorder, start, end) for start, end in steady]
+    late_heard = [_hear(frames, recorder, start, end) for start, end in late]
+    _metrics(
+        bench,
+        steady=steady_heard,
+        late=late_heard,
+        before=before,
+        after_steady=after_steady,
+        after=_speaker(bench),
+    )
+
+
+async def _replies(bench: Bench, count: int, *, late: bool) -> list[tuple[float, float]]:
+    """Have the assistant say count replies; return when each was sent (start, end)."""
+    spans = []
+    rng = np.random.default_rng(3 if late else 4)
+    for index in range(count):
+        started = (await bench.sim("count", side="server", event="output_audio_buffer.started"))[
+            "count"
+        ]
+        await bench.sim("script", turns=[["reply", REPLIES[index % len(REPLIES)]]])
+        if late:
+            await _suspend(suspended=True)
+        since = time.monotonic()
+        await bench.action("send_text", text="How is the house?")
+        begun = await bench.sim(
+            "wait", side="server", event="output_audio_buffer.started", count=started + 1
+        )
+        # Counted once this reply is under way: an end of earlier audio may come late.
+        ended = 0
+        for kind in ENDED.split("|"):  # count takes one kind, wait several
+            ended += (await bench.sim("count", side="server", event=kind))["count"]
+        if late:
+            await asyncio.sleep(max(0.0, begun["at"] + LATE_START_SECONDS - time.monotonic()))
+            await _suspend(suspended=False)
+        done = await bench.sim("wait", side="server", event=ENDED, count=ended + 1, timeout=30)
+        spans.append((max(since, begun["at"]), done["at"]))
+        # Pauses of different lengths, so replies start at every phase of the device's blocks.
+        await asyncio.sleep(0.6 + float(rng.uniform(0.0, 0.6)) + (1.0 if late else 0.0))
+    return spans
+
+
+async def _suspend(*, suspended: bool) -> None:
+    """Suspend or resume the virtual speaker (its streams stop and resume taking audio)."""
+    process = await asyncio.create_subprocess_exec(
+        "pactl", "suspend-sink", SPEAKER, str(int(suspended))
+    )
+    if await process.wait():
+        raise subprocess.CalledProcessError(process.returncode or 1, "pactl suspend-sink")
+
+
+def _speaker(bench: Bench) -> dict[str, Any]:
+    """Return the speaker sink's counters now."""
+    return dict(bench.session.audio_diagnostics()["speaker"])
+
+
+def _sent(frames: list[SentFrame], start: float, end: float) -> tuple[float, np.ndarray]:
+    """Return when the reply began and its samples, each frame in its place by its pts."""
+    mine = [frame for frame in frames if start - 0.01 <= frame.at <= end + 0.05]
+    first = mine[0]
+    signal = np.zeros(mine[-1].pts - first.pts + FRAME, np.int16)
+    for frame in mine:
+        offset = frame.pts - first.pts
+        signal[offset : offset + frame.samples.size] = frame.samples
+    return first.at - FRAME / RATE, signal  # a frame is handed over once it is whole
+
+
+def _recorded(recorder: MonitorClock, start: float, size: int) -> tuple[float, np.ndarray]:
+    """Return the recording from the first block that ended after start, size samples long."""
+    first = next(i for i, (at, _) in enumerate(recorder.blocks) if at >= start)
+    samples = np.concatenate(recorder.samples[first : first + size // WINDOW + 1])
+    return recorder.blocks[first][0] - WINDOW / RATE, samples[:size]
+
+
+def _align(sent: np.ndarray, heard: np.ndarray) -> tuple[int, float]:
+    """Return the lag of sent in heard, and the correlation there."""
+    size = 1 << int(np.ceil(np.log2(heard.size + sent.size)))
+    spectrum = np.fft.rfft(heard.astype(np.float64), size) * np.conj(
+        np.fft.rfft(sent.astype(np.float64), size)
+    )
+    lags = np.fft.irfft(spectrum, size)[: heard.size - sent.size + 1]
+    lag = int(np.argmax(lags))
+    return lag, _correlation(sent, heard[lag : lag + sent.size])
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    norm = float(np.sqrt(np.dot(a64, a64) * np.dot(b64, b64)))
+    return float(np.dot(a64, b64)) / norm if norm else 0.0
+
+
+def _windows(samples: np.ndarray) -> np.ndarray:
+    """Return the RMS of each 5 ms window."""
+    usable = samples[: samples.size // WINDOW * WINDOW].astype(np.float64)
+    return np.sqrt(np.mean(usable.reshape(-1, WINDOW) ** 2, axis=1))
+
+
+def _gaps(heard: np.ndarray, speaking: np.ndarray) -> int:
+    """Count runs of >= GAP_SAMPLES exact zeros in heard inside speech.
+
+    Inside: the reply speaks in every 5 ms window the run touches and in the one on each side,
+    so a pause between words that the alignment placed a little off is not a gap.
+    """
+    silent = np.concatenate(([0], (heard == 0).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(silent))
+    count = 0
+    for begin, end in zip(edges[::2], edges[1::2], strict=True):
+        first, last = begin // WINDOW - 1, (end - 1) // WINDOW + 1
+        if end - begin >= GAP_SAMPLES and first >= 0 and speaking[first : last + 1].all():
+            count += 1
+    return count
+
+
+def _follow(sent: np.ndarray, heard: np.ndarray, lag: int) -> np.ndarray:
+    """Return heard aligned with sent chunk by chunk, each chunk's lag searched near the last.
+
+    The lag moves within a reply: a concealed frame or a held start adds delay, silence skipped
+    in a pause between words takes it back. One lag for the whole reply would compare words
+    with the pauses next to them.
+    """
+    aligned = np.zeros(sent.size, np.int16)
+    for begin in range(0, sent.size, CHUNK):
+        piece = sent[begin : begin + CHUNK]
+        low = max(0, lag - DRIFT)
+        high = min(heard.size - begin - piece.size, lag + DRIFT)
+        if high < low:
+            break
+        if _windows(piece).max(initial=0.0) > SPEECH_RMS:
+            found, _ = _align(piece, heard[begin + low : begin + high + piece.size])
+            lag = low + found
+        aligned[begin : begin + piece.size] = heard[begin + lag : begin + lag + piece.size]
+    return aligned
+
+
+def _hear(frames: list[SentFrame], recorder: MonitorClock, start: float, end: float) -> Heard:
+    """Align one reply with the recording and measure what of it was heard."""
+    sent_at, sent = _sent(frames, start, end)
+    heard_at, heard = _recorded(recorder, sent_at, sent.size + int(RATE * SEARCH_SECONDS))
+    lag, _ = _align(sent[: int(RATE * FIRST_WORDS_SECONDS)], heard)
+    aligned = _follow(sent, heard, lag)
+    correlation = _correlation(sent, aligned)
+    sent_levels, heard_levels = _windows(sent), _windows(aligned)
+    speaking = sent_levels > SPEECH_RMS
+    missing = speaking & (heard_levels < MISSING_SHARE * sent_levels)
+    head = int(RATE * FIRST_WORDS_SECONDS)
+    _, first_words = _align(sent[:head], heard)
+    mine = [frame for frame in frames if start - 0.01 <= frame.at <= end + 0.05]
+    due = [mine[0].at + (frame.pts - mine[0].pts) / RATE for frame in mine]
+    return Heard(
+        delay_ms=1000 * (heard_at + lag / RATE - sent_at),
+        late_sent_ms=1000 * max(frame.at - at for frame, at in zip(mine, due, strict=True)),
+        correlation=correlation,
+        gaps=_gaps(aligned, speaking),
+        missing_ms=5.0 * int(missing.sum()),
+        first_words=first_words,
+    )
+
+
+def _metrics(
+    bench: Bench,
+    *,
+    steady: list[Heard],
+    late: list[Heard],
+    before: dict[str, Any],
+    after_steady: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    """Add the phase's rows."""
+
+    def change(key: str, start: dict[str, Any], end: dict[str, Any]) -> float:
+        return round(float(end.get(key, 0)) - float(start.get(key, 0)), 1)
+
+    counters = ("underruns", "concealed_ms", "dropped_ms", "skipped_silence_ms")
+    every = steady
+    # The targets hold on a steady network: a reply whose frames the simulator itself handed
+    # over late (a loaded machine starves its process) is reported in the details only.
+    steady = [heard for heard in every if heard.late_sent_ms <= STEADY_SENDER_MS]
+    gaps = sum(heard.gaps for heard in steady)
+    bench.metrics.append(
+        Metric(
+            "hearing_gaps_in_speech",
+            "n",
+            f"0 (replies sent on time ±{STEADY_SENDER_MS:g} ms)",
+            gaps == 0 if steady else None,
+            value=gaps,
+            n=len(steady),
+            detail={
+                "replies": len(every),
+                "by_reply": [heard.gaps for heard in every],
+                "simulator_late_ms_by_reply": [round(heard.late_sent_ms) for heard in every],
+                **{f"sink_{key}": change(key, before, after_steady) for key in counters},
+                "margin_ms": after_steady.get("margin_ms"),
+            },
+        )
+    )
+    missing = sum(heard.missing_ms for heard in steady)
+    bench.metrics.append(
+        Metric(
+            "hearing_speech_missing_ms",
+            "ms",
+            "0",
+            missing == 0 if steady else None,
+            value=missing,
+            n=len(steady),
+            detail={"by_reply": [heard.missing_ms for heard in every]},
+        )
+    )
+    metric = distribution(
+        "hearing_correlation", [heard.correlation for heard in steady], limit=1.0, unit="r"
+    )
+    metric.target, metric.met = "reported", None if not steady else True
+    metric.value = min((heard.correlation for heard in steady), default=None)
+    metric.detail = {"by_reply": [round(heard.correlation, 3) for heard in every]}
+    bench.metrics.append(metric)
+    metric = distribution(
+        "hearing_wire_to_speaker_ms", [heard.delay_ms for heard in steady], limit=50
+    )
+    metric.detail = {"by_reply": [round(heard.delay_ms, 1) for heard in every]}
+    bench.metrics.append(metric)
+    heard_first = [heard.first_words >= FIRST_WORDS_CORRELATION for heard in late]
+    bench.metrics.append(
+        Metric(
+            "late_sink_first_words_heard",
+            "share",
+            f"1.0 (sink wakes {1000 * LATE_START_SECONDS:g} ms late)",
+            all(heard_first) if late else None,
+            value=statistics.mean(heard_first) if late else None,
+            n=len(late),
+            detail={
+                "first_words_correlation": [round(heard.first_words, 3) for heard in late],
+                "speech_missing_ms": [heard.missing_ms for heard in late],
+                **{f"sink_{key}": change(key, after_steady, after) for key in counters},
+                "sink_held_ms": after.get("held_ms"),
+            },
+        )
+    )
