@@ -13,10 +13,10 @@ from homeassistant.setup import async_setup_component
 import pytest
 
 from custom_components.realtime_voice.audio import AudioBackend, BackendName, create_backend
+from tests.helpers.error_log import ErrorLog
+from tests.helpers.virtual_audio import MIC, SPEAKER, busy_devices, require_virtual_audio
 
-from .error_log import ErrorLog
 from .simulator import Simulator
-from .virtual_audio import MIC, SPEAKER, busy_devices, require_virtual_audio
 
 
 @pytest.fixture(autouse=True)

@@ -33,8 +33,7 @@ from custom_components.realtime_voice.translated_errors import (
     ISSUE_QUOTA,
     box_issue_id,
 )
-
-from .integration import (
+from tests.helpers.integration import (
     COST,
     STATE,
     TOKENS,
@@ -45,8 +44,9 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
+from tests.helpers.virtual_audio import MIC, SPEAKER, open_streams, speech_wav
+
 from .simulator import Reply, Simulator
-from .virtual_audio import MIC, SPEAKER, open_streams, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

@@ -32,9 +32,8 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
-
-from .audio_helpers import MonitorClock
-from .integration import (
+from tests.helpers.audio_helpers import MonitorClock
+from tests.helpers.integration import (
     EventLog,
     StateHistory,
     box_entry,
@@ -43,8 +42,7 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
-from .simulator import Reply, Simulator
-from .virtual_audio import (
+from tests.helpers.virtual_audio import (
     MIC,
     RATE,
     SPEAKER,
@@ -55,6 +53,8 @@ from .virtual_audio import (
     tone,
     write_wav,
 )
+
+from .simulator import Reply, Simulator
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

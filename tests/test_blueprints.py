@@ -36,8 +36,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
 from custom_components.realtime_voice.const import DOMAIN
-
-from .integration import SESSION_ACTIVE, STATE
+from tests.helpers.integration import SESSION_ACTIVE, STATE
 
 REPO = Path(__file__).resolve().parent.parent
 BLUEPRINTS = REPO / "blueprints" / "automation" / DOMAIN

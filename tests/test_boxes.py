@@ -15,10 +15,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.realtime_voice.config_flow import RealtimeVoiceConfigFlow
 from custom_components.realtime_voice.const import CONF_BASE_URL, DOMAIN, EVENT_SESSION_STARTED
 from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
+from tests.helpers.integration import EventLog, box_data, running_box
+from tests.helpers.virtual_audio import MIC, SPEAKER, open_streams
 
-from .integration import EventLog, box_data, running_box
 from .simulator import Simulator
-from .virtual_audio import MIC, SPEAKER, open_streams
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

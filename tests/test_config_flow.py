@@ -44,9 +44,8 @@ from custom_components.realtime_voice.const import (
 )
 from custom_components.realtime_voice.pricing import Rates
 from custom_components.realtime_voice.realtime.session_config import Truncation
-
-from .error_log import ErrorLog
-from .integration import (
+from tests.helpers.error_log import ErrorLog
+from tests.helpers.integration import (
     USER_TRANSCRIPT,
     EventLog,
     box_data,
@@ -56,9 +55,10 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
+from tests.helpers.virtual_audio import MIC, SPEAKER, speech_wav
+
 from .simulator import Simulator
 from .simulator.script import DEFAULT_REPLY
-from .virtual_audio import MIC, SPEAKER, speech_wav
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 

@@ -1,4 +1,4 @@
-"""Echo on a plain speaker: a box whose microphone hears its own speaker (tests.virtual_audio).
+"""Echo on a plain speaker: a box whose microphone hears its own speaker (tests.helpers.virtual_audio).
 
 The simulator's VAD hears what the integration sends; with the speaker's echo in the microphone
 and nothing to stop it, the assistant's own voice reaches it as "user speech" and interrupts the
@@ -30,8 +30,7 @@ from custom_components.realtime_voice.translated_errors import (
     ISSUE_ECHO_CANCELLATION,
     box_issue_id,
 )
-
-from .integration import (
+from tests.helpers.integration import (
     ASSISTANT_SPEAKING,
     StateHistory,
     box_entry,
@@ -41,8 +40,9 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
+from tests.helpers.virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
+
 from .simulator import Reply, Simulator
-from .virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

@@ -14,8 +14,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.realtime_voice.const import CONF_BASE_URL, DOMAIN, EVENT_TRANSCRIPT
 from custom_components.realtime_voice.risk import HIGH_RISK_LABEL, HIGH_RISK_LABEL_NAME
+from tests.helpers.integration import EventLog, box_entry, box_of, running_box
 
-from .integration import EventLog, box_entry, box_of, running_box
 from .simulator import Simulator
 
 

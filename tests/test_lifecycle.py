@@ -23,8 +23,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 from custom_components.realtime_voice.settings import SessionSettings
-
-from .integration import (
+from tests.helpers.integration import (
     ASSISTANT_SPEAKING,
     SESSION_ACTIVE,
     STATE,
@@ -34,8 +33,9 @@ from .integration import (
     box_of,
     running_box,
 )
+from tests.helpers.virtual_audio import open_streams
+
 from .simulator import Reply, Simulator
-from .virtual_audio import open_streams
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

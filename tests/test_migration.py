@@ -27,9 +27,9 @@ from custom_components.realtime_voice.const import (
     DOMAIN,
     SUBENTRY_BOX,
 )
+from tests.helpers.virtual_audio import MIC, SPEAKER
 
 from .simulator import Simulator
-from .virtual_audio import MIC, SPEAKER
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 

@@ -37,8 +37,7 @@ from custom_components.realtime_voice.model_issues import issue_id
 from custom_components.realtime_voice.pricing import model_prices, transcription_prices
 from custom_components.realtime_voice.realtime.events import TranscriptionUsage, Usage
 from custom_components.realtime_voice.translated_errors import budget_issue_id
-
-from .integration import (
+from tests.helpers.integration import (
     COST,
     STATE,
     TOKENS,
@@ -50,6 +49,7 @@ from .integration import (
     change_box,
     running_box,
 )
+
 from .simulator import SimulatedCall, Simulator
 from .test_pricing import GA_RESPONSE_USAGE, TRANSCRIPTION_USAGE
 

@@ -19,8 +19,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
 from custom_components.realtime_voice.const import DOMAIN, EVENT_TRANSCRIPT
-
-from .integration import (
+from tests.helpers.integration import (
     ASSISTANT_TRANSCRIPT,
     STATE,
     TOKENS,
@@ -31,8 +30,9 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
+from tests.helpers.virtual_audio import speech_wav
+
 from .simulator import Reply, Simulator
-from .virtual_audio import speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

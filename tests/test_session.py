@@ -24,8 +24,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
-
-from .integration import (
+from tests.helpers.integration import (
     ASSISTANT_SPEAKING,
     ASSISTANT_TRANSCRIPT,
     END_BUTTON,
@@ -42,8 +41,9 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
+from tests.helpers.virtual_audio import MIC, SPEAKER, open_streams, speech_wav
+
 from .simulator import Reply, Simulator
-from .virtual_audio import MIC, SPEAKER, open_streams, speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

@@ -12,7 +12,8 @@ from aiortc import RTCSessionDescription
 from aiortc.exceptions import OperationError
 import pytest
 
-from .plain_client import PlainClient
+from tests.helpers.plain_client import PlainClient
+
 from .simulator import CallFunction, InvalidServerEventError, Reply, SimulatedCall, Simulator
 from .simulator.usage_model import ConversationContext, transcription_usage
 from .simulator.voice import tone

@@ -17,8 +17,15 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 
 from custom_components.realtime_voice.const import DOMAIN, EVENT_USAGE
+from tests.helpers.integration import (
+    COST,
+    TOKENS,
+    EventLog,
+    assert_recovered,
+    box_entry,
+    running_box,
+)
 
-from .integration import COST, TOKENS, EventLog, assert_recovered, box_entry, running_box
 from .simulator import Simulator
 from .test_models_and_spending import _response_done
 from .test_pricing import GA_RESPONSE_USAGE

@@ -27,8 +27,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TOOL_CALL,
     EVENT_TRANSCRIPT,
 )
-
-from .integration import (
+from tests.helpers.integration import (
     ASSISTANT_SPEAKING,
     EventLog,
     StateHistory,
@@ -37,9 +36,15 @@ from .integration import (
     running_box,
     speak_into_mic,
 )
-from .safety_home import ChangeRecorder, build_safety_home, protected, register_second_api
+from tests.helpers.safety_home import (
+    ChangeRecorder,
+    build_safety_home,
+    protected,
+    register_second_api,
+)
+from tests.helpers.virtual_audio import speech_wav
+
 from .simulator import CallFunction, CallFunctions, Reply, SimulatedCall, Simulator
-from .virtual_audio import speech_wav
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")
 

@@ -31,8 +31,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.realtime.events import FunctionCall
 from custom_components.realtime_voice.tools import ToolPolicy, ToolRouter
-
-from .safety_home import (
+from tests.helpers.safety_home import (
     BACKING,
     FLAGS,
     INITIALLY_ON,

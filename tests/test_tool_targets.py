@@ -30,9 +30,8 @@ from custom_components.realtime_voice.realtime.events import FunctionCall
 from custom_components.realtime_voice.risk import HIGH_RISK_LABEL
 from custom_components.realtime_voice.tools import ToolPolicy, ToolRouter
 from custom_components.realtime_voice.user_tools import UserTool
-
-from .integration import EventLog
-from .safety_home import (
+from tests.helpers.integration import EventLog
+from tests.helpers.safety_home import (
     ChangeRecorder,
     SafetyHome,
     build_safety_home,

@@ -26,8 +26,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TOOL_CALL,
     EVENT_TRANSCRIPT,
 )
-
-from .integration import (
+from tests.helpers.integration import (
     FRONT_DOOR,
     GARAGE,
     KITCHEN,
@@ -37,6 +36,7 @@ from .integration import (
     build_home,
     running_box,
 )
+
 from .simulator import CallFunction, Reply, SimulatedCall, Simulator
 
 pytestmark = pytest.mark.usefixtures("loopback_ice", "virtual_audio")

@@ -14,7 +14,7 @@ Phases, all in full duplex so that the echo gate never mutes the microphone:
    wakes 500 ms late (tests/bench/hearing.py).
 3. barge-in: the user speaks over a reply (server VAD) until the speaker is silent.
 4. tools: the model turns a light on and off (input_boolean behind a template light).
-5. echo: the speaker's echo in the microphone (tests.virtual_audio.acoustic_echo) at -6 and
+5. echo: the speaker's echo in the microphone (tests.helpers.virtual_audio.acoustic_echo) at -6 and
    -20 dB, with espeak-ng speech: echo energy at the wire without and with echo cancellation
    (ERLE), false barge-ins from the echo alone, true barge-ins over it, the canceller's CPU.
    This phase runs its own conversations (echo cancellation, or full duplex to compare).
@@ -71,9 +71,9 @@ from custom_components.realtime_voice.const import (
     DOMAIN,
     EVENT_SESSION_STARTED,
 )
-from tests.audio_helpers import MonitorClock, audio_frame
-from tests.integration import box_data, box_session
-from tests.virtual_audio import (
+from tests.helpers.audio_helpers import MonitorClock, audio_frame
+from tests.helpers.integration import box_data, box_session
+from tests.helpers.virtual_audio import (
     ECHO_LEVELS_DB,
     MIC,
     MIC_FEED,

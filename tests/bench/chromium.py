@@ -257,7 +257,7 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 def _question(workdir: Path) -> Path:
     """Return the question as a 48 kHz WAV followed by 3 s of quiet: a turn every few seconds."""
-    from tests.virtual_audio import speech_wav  # noqa: PLC0415
+    from tests.helpers.virtual_audio import speech_wav  # noqa: PLC0415
 
     wav = workdir / "question-48k.wav"
     spoken = speech_wav(workdir / "question.wav", SPEECH)
@@ -292,7 +292,7 @@ async def browser_phase(bench: Any) -> None:
     from homeassistant.core import Event  # noqa: PLC0415 - the bench's process has it
 
     from custom_components.realtime_voice.const import EVENT_TRANSCRIPT  # noqa: PLC0415
-    from tests.virtual_audio import MIC_FEED  # noqa: PLC0415
+    from tests.helpers.virtual_audio import MIC_FEED  # noqa: PLC0415
 
     from .bench_session import QUICK, codec_floor  # noqa: PLC0415 - it imports this module
     from .report import Metric  # noqa: PLC0415

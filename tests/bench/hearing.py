@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tests.audio_helpers import MonitorClock
-from tests.virtual_audio import SPEAKER, SPEAKER_MONITOR
+from tests.helpers.audio_helpers import MonitorClock
+from tests.helpers.virtual_audio import SPEAKER, SPEAKER_MONITOR
 
 from .report import Metric, distribution
 

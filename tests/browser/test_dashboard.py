@@ -17,9 +17,9 @@ import re
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 import pytest
 
+from tests.helpers.virtual_audio import play_into_mic, speech_wav
 from tests.simulator.script import DEFAULT_REPLY, DEFAULT_USER_TRANSCRIPT
 from tests.simulator.server import DEFAULT_API_KEY
-from tests.virtual_audio import play_into_mic, speech_wav
 
 from .conftest import DevServer
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from scripts.develop_onboard import HomeAssistant
+from tests.helpers.virtual_audio import play_into_mic, speech_wav
 from tests.simulator.script import DEFAULT_REPLY, DEFAULT_USER_TRANSCRIPT
-from tests.virtual_audio import play_into_mic, speech_wav
 
 from .conftest import DevServer
 

@@ -17,7 +17,7 @@ from custom_components.realtime_voice.const import (
     CONF_MAX_TOOL_CALLS,
     CONF_TOOL_TIMEOUT,
 )
-from tests.integration import box_entry, build_home, running_box
+from tests.helpers.integration import box_entry, build_home, running_box
 from tests.simulator import Simulator
 
 from .common import API_KEY

@@ -18,7 +18,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.realtime_voice.const import EVENT_TRANSCRIPT
 from custom_components.realtime_voice.realtime.connection import RealtimeConnection
 from custom_components.realtime_voice.sensor import MAX_STATE_LENGTH
-from tests.integration import (
+from tests.helpers.integration import (
     ASSISTANT_TRANSCRIPT,
     COST,
     STATE,

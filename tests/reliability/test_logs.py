@@ -15,16 +15,16 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import EVENT_SESSION_ENDED, EVENT_TRANSCRIPT
-from tests.error_log import ErrorLog
-from tests.integration import (
+from tests.helpers.error_log import ErrorLog
+from tests.helpers.integration import (
     ASSISTANT_SPEAKING,
     EventLog,
     StateHistory,
     assert_recovered,
     speak_into_mic,
 )
+from tests.helpers.virtual_audio import speech_wav
 from tests.simulator import Reply, Simulator
-from tests.virtual_audio import speech_wav
 
 from .common import act
 

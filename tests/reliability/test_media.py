@@ -18,7 +18,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TOOL_CALL,
     EVENT_TRANSCRIPT,
 )
-from tests.integration import (
+from tests.helpers.integration import (
     ASSISTANT_SPEAKING,
     ASSISTANT_TRANSCRIPT,
     STATE,

@@ -18,7 +18,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.const import EVENT_TOOL_CALL, EVENT_TRANSCRIPT
-from tests.integration import (
+from tests.helpers.integration import (
     GARAGE,
     KITCHEN,
     EventLog,

@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.realtime_voice.const import EVENT_SESSION_ENDED, EVENT_TRANSCRIPT
-from tests.integration import GARAGE, KITCHEN, EventLog, assert_recovered
+from tests.helpers.integration import GARAGE, KITCHEN, EventLog, assert_recovered
 from tests.simulator import CallFunction, Reply, Simulator
 
 from .common import API_KEY, act, start_fails

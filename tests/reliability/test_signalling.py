@@ -17,7 +17,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_voice.translated_errors import ISSUE_QUOTA, box_issue_id
-from tests.integration import STATE, StateHistory, assert_recovered, box_of, box_session
+from tests.helpers.integration import STATE, StateHistory, assert_recovered, box_of, box_session
 from tests.simulator import Simulator
 
 from .common import act, short_timeouts, start_fails, transitions

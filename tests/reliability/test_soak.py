@@ -18,7 +18,7 @@ from custom_components.realtime_voice.const import (
     EVENT_TRANSCRIPT,
 )
 from custom_components.realtime_voice.state import ACTIVE
-from tests.integration import STATE, EventLog, assert_recovered, box_session
+from tests.helpers.integration import STATE, EventLog, assert_recovered, box_session
 from tests.simulator import Reply, SimulatedCall, Simulator
 
 from .common import act

@@ -22,7 +22,7 @@ from custom_components.realtime_voice.const import (
     EVENT_SESSION_STARTED,
 )
 from custom_components.realtime_voice.translated_errors import ISSUE_AUDIO_DEVICE, box_issue_id
-from tests.integration import (
+from tests.helpers.integration import (
     STATE,
     EventLog,
     StateHistory,
@@ -31,8 +31,8 @@ from tests.integration import (
     box_session,
     change_box,
 )
+from tests.helpers.virtual_audio import MIC, SPEAKER
 from tests.simulator import Simulator
-from tests.virtual_audio import MIC, SPEAKER
 
 from .common import act, start_fails, transitions
 

@@ -39,7 +39,7 @@ from custom_components.realtime_voice.sensor import SENSORS, TRANSCRIPT_SENSORS
 from custom_components.realtime_voice.services import async_setup_services
 from custom_components.realtime_voice.state import SessionState, Transcript
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = REPO / "custom_components" / DOMAIN
 
 

@@ -34,9 +34,8 @@ from custom_components.realtime_voice.audio.backend import (
 )
 from custom_components.realtime_voice.audio.microphone import MIC_QUEUE_FRAMES, MicrophoneTrack
 from custom_components.realtime_voice.audio.speaker import SpeakerSink
-
-from .audio_helpers import QueueTrack, until
-from .error_log import ErrorLog
+from tests.helpers.audio_helpers import QueueTrack, until
+from tests.helpers.error_log import ErrorLog
 
 
 class _ScriptedStream:

@@ -21,9 +21,8 @@ from custom_components.realtime_voice.audio.playout import (
     Playout,
 )
 from custom_components.realtime_voice.audio.speaker import SpeakerSink
-
-from .audio_helpers import MonitorClock, QueueTrack, until
-from .virtual_audio import SPEAKER, SPEAKER_MONITOR
+from tests.helpers.audio_helpers import MonitorClock, QueueTrack, until
+from tests.helpers.virtual_audio import SPEAKER, SPEAKER_MONITOR
 
 BLOCK = 480
 """Samples the device takes at a time: 10 ms, as the pulse backend does."""

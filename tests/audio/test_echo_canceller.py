@@ -23,10 +23,9 @@ from custom_components.realtime_voice.audio.echo import (
 )
 from custom_components.realtime_voice.audio.microphone import MicrophoneTrack
 from custom_components.realtime_voice.audio.speaker import SpeakerSink
-
-from .audio_helpers import QueueTrack, rms, until
-from .simulator.voice import read_wav
-from .virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
+from tests.helpers.audio_helpers import QueueTrack, rms, until
+from tests.helpers.virtual_audio import ECHO_LEVELS_DB, acoustic_echo, speech_wav
+from tests.simulator.voice import read_wav
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 
@@ -125,7 +124,7 @@ def test_the_canceller_and_home_assistants_voice_pipeline_load_side_by_side(firs
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
         timeout=120,
     )
     assert result.returncode == 0, result.stderr  # a refcount gone wrong crashes at exit

@@ -26,8 +26,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from multidict import CIMultiDictProxy
 
-from .simulator.call import settle
-from .simulator.voice import Clip, PlaybackTrack, Samples, rms
+from tests.simulator.call import settle
+from tests.simulator.voice import Clip, PlaybackTrack, Samples, rms
 
 type JsonObject = dict[str, Any]
 type Timestamped[T] = tuple[float, T]

@@ -45,10 +45,9 @@ from custom_components.realtime_voice.realtime.events import (
 from custom_components.realtime_voice.realtime.http import check_api_key
 from custom_components.realtime_voice.realtime.responses import ResponseRequest
 from custom_components.realtime_voice.realtime.session_config import SessionConfig, TurnDetection
-
-from .error_log import ErrorLog
-from .simulator import CallFunction, CallFunctions, Reply, Simulator
-from .simulator.voice import PlaybackTrack, tone
+from tests.helpers.error_log import ErrorLog
+from tests.simulator import CallFunction, CallFunctions, Reply, Simulator
+from tests.simulator.voice import PlaybackTrack, tone
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from custom_components.realtime_voice.audio.libpulse import Direction, PulseStream
-
-from .virtual_audio import (
+from tests.helpers.virtual_audio import (
     MIC,
     RATE,
     SPEAKER,

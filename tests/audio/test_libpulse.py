@@ -12,8 +12,7 @@ import pytest
 from custom_components.realtime_voice.audio.libpulse import Direction, PulseError, PulseStream
 from custom_components.realtime_voice.audio.pulse_devices import list_pulse_devices
 from custom_components.realtime_voice.audio.pulse_watch import DeviceWatch
-
-from .virtual_audio import MIC, SPEAKER
+from tests.helpers.virtual_audio import MIC, SPEAKER
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 

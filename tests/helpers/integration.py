@@ -34,9 +34,8 @@ from custom_components.realtime_voice.const import (
     SUBENTRY_BOX,
 )
 from custom_components.realtime_voice.session import VoiceSession
-
-from .simulator import SimulatedCall, Simulator
-from .virtual_audio import MIC, MIC_FEED, SPEAKER, open_streams
+from tests.helpers.virtual_audio import MIC, MIC_FEED, SPEAKER, open_streams
+from tests.simulator import SimulatedCall, Simulator
 
 STATE = "sensor.realtime_voice_state"
 USER_TRANSCRIPT = "sensor.realtime_voice_last_user_transcript"

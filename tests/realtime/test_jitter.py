@@ -11,7 +11,7 @@ from custom_components.realtime_voice.realtime.jitter import (
     ArrivalJitterBuffer,
     play_audio_on_arrival,
 )
-from tests.audio_helpers import ScriptedTrack
+from tests.helpers.audio_helpers import ScriptedTrack
 
 
 def _packet(sequence: int) -> RtpPacket:

@@ -30,8 +30,7 @@ from custom_components.realtime_voice.audio import (
 from custom_components.realtime_voice.audio.gate import RESIDUAL_GUARD_SECONDS
 from custom_components.realtime_voice.audio.microphone import MicrophoneTrack
 from custom_components.realtime_voice.audio.speaker import SpeakerSink
-
-from .audio_helpers import (
+from tests.helpers.audio_helpers import (
     MonitorClock,
     QueueTrack,
     ScriptedTrack,
@@ -40,7 +39,7 @@ from .audio_helpers import (
     rms,
     until,
 )
-from .virtual_audio import (
+from tests.helpers.virtual_audio import (
     MIC,
     SPEAKER,
     SPEAKER_MONITOR,

@@ -22,7 +22,7 @@ import homeassistant
 from homeassistant import const as ha_const
 import pytest
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 MANIFEST = REPO / "custom_components/realtime_voice/manifest.json"
 CONSTRAINTS = Path(homeassistant.__file__).parent / "package_constraints.txt"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -183,8 +183,8 @@ def test_google_crc32c_without_a_compiler_carries_a_call(uv_home: Path, tmp_path
     script = tmp_path / "crc32c_call.py"
     script.write_text(CRC32C_CALL)
     tests = [
-        "tests/test_realtime_connection.py::test_connects_and_configures_the_session",
-        "tests/test_realtime_connection.py::test_a_spoken_turn",
+        "tests/realtime/test_connection.py::test_connects_and_configures_the_session",
+        "tests/realtime/test_connection.py::test_a_spoken_turn",
     ]
     result = subprocess.run(
         [sys.executable, str(script), *tests],

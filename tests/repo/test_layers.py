@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parents[1] / "custom_components/realtime_voice"
+PACKAGE = Path(__file__).parents[2] / "custom_components/realtime_voice"
 
 
 def _imported_modules(source: Path) -> set[str]:

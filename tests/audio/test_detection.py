@@ -13,8 +13,7 @@ from custom_components.realtime_voice.audio import (
     detect_backends,
     libpulse,
 )
-
-from .virtual_audio import MIC, SPEAKER
+from tests.helpers.virtual_audio import MIC, SPEAKER
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 

@@ -1,0 +1,1 @@
+"""Tests of the audio engine (`audio/`), on PulseAudio virtual devices."""

@@ -1,0 +1,1 @@
+"""What the tests share: the box in a real Home Assistant, virtual audio, logs."""

@@ -1,0 +1,1 @@
+"""Checks of the repository: layers, packaging, translations, requirements."""
