@@ -42,6 +42,7 @@ from tests.helpers.integration import (
     running_box,
     speak_into_mic,
 )
+from tests.helpers.loopback_http import serve_on_loopback
 from tests.helpers.virtual_audio import (
     MIC,
     RATE,
@@ -89,15 +90,8 @@ async def media_server(tmp_path: Path, simulator: Simulator) -> AsyncIterator[st
     write_wav(tmp_path / "tone.wav", tone(TONE_HZ, TONE_SECONDS))
     app = web.Application()
     app.router.add_static("/media", tmp_path)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/media"
-    finally:
-        await runner.cleanup()
+    async with serve_on_loopback(app) as url:
+        yield f"{url}/media"
 
 
 async def _satellite(hass: HomeAssistant, action: str, **data: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Echo on a plain speaker: a box whose microphone hears its own speaker (tests.helpers.virtual_audio).
+"""Echo on a plain speaker: a box whose microphone hears its own speaker.
 
 The simulator's VAD hears what the integration sends; with the speaker's echo in the microphone
 and nothing to stop it, the assistant's own voice reaches it as "user speech" and interrupts the

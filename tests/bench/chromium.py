@@ -37,15 +37,11 @@ import wave
 import aiohttp
 from aiohttp import web
 
-CHROMIUM: Final = "/usr/bin/chromium"  # Debian's (scripts/setup), as tests/browser uses
+from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_FLAGS
+from tests.helpers.loopback_http import serve_on_loopback
+
 FLAGS: Final = [
-    "--no-sandbox",  # runs as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *CHROMIUM_FLAGS,
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
@@ -178,15 +174,8 @@ async def _page_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        await runner.cleanup()
+    async with serve_on_loopback(app) as url:
+        yield f"{url}/"
 
 
 @contextlib.asynccontextmanager

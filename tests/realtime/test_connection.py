@@ -46,6 +46,7 @@ from custom_components.realtime_voice.realtime.http import check_api_key
 from custom_components.realtime_voice.realtime.responses import ResponseRequest
 from custom_components.realtime_voice.realtime.session_config import SessionConfig, TurnDetection
 from tests.helpers.error_log import ErrorLog
+from tests.helpers.loopback_http import serve_on_loopback
 from tests.simulator import CallFunction, CallFunctions, Reply, Simulator
 from tests.simulator.voice import PlaybackTrack, tone
 
@@ -585,15 +586,8 @@ async def _fake_endpoint(body: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/v1/realtime/calls", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_on_loopback(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

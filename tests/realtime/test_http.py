@@ -21,6 +21,7 @@ from custom_components.realtime_voice.realtime.session_config import (
     Truncation,
     TurnDetection,
 )
+from tests.helpers.loopback_http import serve_on_loopback
 
 KEY = "sk-test-never-shown"
 
@@ -38,13 +39,8 @@ async def server(socket_enabled: None) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/realtime/calls", calls)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/"
-    await runner.cleanup()
+    async with serve_on_loopback(app) as url:
+        yield f"{url}/"
 
 
 async def test_an_answer_that_is_not_what_openai_sends_is_a_protocol_error(server: str) -> None:
