@@ -142,7 +142,9 @@ async def test_version_1_entries_become_boxes_of_their_account(
         assert (device.config_entry_id, device.config_subentry_id) == (account.entry_id, box_id)
     # No second set of entities: the old ones were taken over, the rest added once per box.
     owned = er.async_entries_for_config_entry(entities, account.entry_id)
-    assert len(owned) == 2 * 10  # ten entities per box
+    per_box = {entity.unique_id.split("-", 1)[1] for entity in owned}
+    assert len(owned) == 2 * len(per_box)  # one of each kind per box, no duplicates
+    assert {"estimated_cost", "state", "satellite"} <= per_box
     assert {entity.unique_id.split("-")[0] for entity in owned} == set(boxes)
     assert hass.states.get("sensor.kitchen_state") is not None  # named after the old device
     assert hass.states.get(kitchen_cost).state == "1.25"
