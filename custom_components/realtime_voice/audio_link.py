@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, Final
 
 from aiortc import MediaStreamTrack
 from homeassistant.core import HomeAssistant
@@ -104,6 +105,10 @@ def _load_backend(choice: AudioBackendChoice) -> AudioBackend:
     return create_backend(BackendName(choice.value))
 
 
+PLAYED_OUT_POLL_SECONDS: Final = 0.02
+"""How often a wait for the speaker to play out looks (one frame)."""
+
+
 class AudioLink:
     """An open microphone track, a speaker sink and the echo gate between them."""
 
@@ -192,6 +197,19 @@ class AudioLink:
     def flush(self) -> None:
         """Silence the speaker now (barge-in, cancel)."""
         self.speaker.flush()
+
+    async def async_played_out(self, seconds: float) -> bool:
+        """Wait, at most seconds, until the speaker has played what it holds; return whether.
+
+        What the server finished sending can still be in the sink: on a busy machine the playout
+        holds more (up to its hold bound) rather than dropping it, and closing now would cut it.
+        """
+        deadline = time.monotonic() + seconds
+        while self.speaker.is_playing or self.speaker.queued_seconds > 0:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(PLAYED_OUT_POLL_SECONDS)
+        return True
 
     def assistant_speaking(self, *, speaking: bool) -> None:
         """Follow the server's output_audio_buffer events for the echo gate."""

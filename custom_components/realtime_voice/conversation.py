@@ -54,6 +54,8 @@ from .tools import ToolRouter
 
 LAST_WORDS_SECONDS: Final = 8.0
 """The longest the last words (or the model's own goodbye) may play before the call closes."""
+PLAY_OUT_SECONDS: Final = 3.0
+"""The longest the speaker may go on playing what it holds once the server is quiet."""
 BENIGN_ERRORS: Final = frozenset({"response_cancel_not_active"})
 """Errors of a race we cannot avoid: the response ended just before our cancel reached it."""
 LIVE_TEXT_INTERVAL: Final = 0.25
@@ -234,6 +236,8 @@ class Conversation:
                     LOGGER.debug("The assistant was still talking after %s s", LAST_WORDS_SECONDS)
         except NotConnectedError:
             LOGGER.debug("The call ended before the last words were said")
+        if self._audio is not None and not await self._audio.async_played_out(PLAY_OUT_SECONDS):
+            LOGGER.debug("The speaker still held audio after %s s", PLAY_OUT_SECONDS)
 
     def audio_diagnostics(self) -> dict[str, Any]:
         """Return the audio devices' counters."""

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 import re
 
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    Error as PlaywrightError,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 import pytest
 
 from tests.helpers.virtual_audio import play_into_mic, speech_wav
@@ -111,12 +118,29 @@ def add_integration(page: Page, url: str, simulator_url: str) -> None:
     expect(page.get_by_text("Realtime Voice", exact=True).first).to_be_visible()
 
 
+def goto(page: Page, url: str, attempts: int = 3) -> None:
+    """Open url; again if the app's own navigation (a dialog closing, a wizard opening) aborted it.
+
+    On a busy machine the frontend can still be moving on from the last step when the test
+    navigates, and Chromium then reports net::ERR_ABORTED for the test's navigation.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            page.goto(url)
+        except PlaywrightError as err:
+            if "ERR_ABORTED" not in str(err) or attempt == attempts:
+                raise
+            page.wait_for_timeout(1000)
+        else:
+            return
+
+
 def add_box(page: Page, url: str) -> None:
     """Add a second box through the account's subentry flow: Add box, persona, devices.
 
     The first box has the default devices; this one records the speaker's monitor.
     """
-    page.goto(f"{url}/config/integrations/integration/realtime_voice")
+    goto(page, f"{url}/config/integrations/integration/realtime_voice")
     page.get_by_role("button", name="Add box").click()
     expect(page.get_by_text("Persona and audio library", exact=True)).to_be_visible()
     page.get_by_role("button", name="Submit").click()
@@ -126,7 +150,7 @@ def add_box(page: Page, url: str) -> None:
     page.get_by_role("button", name="Submit").click()
     page.get_by_role("button", name=re.compile(r"^(Skip and finish|Finish)$")).first.click()
     # On the account's page, afresh: the box, named after its devices as PulseAudio says them.
-    page.goto(f"{url}/config/integrations/integration/realtime_voice")
+    goto(page, f"{url}/config/integrations/integration/realtime_voice")
     second = page.get_by_text("Realtime Voice (Monitor of Speaker)", exact=True)
     expect(second.first).to_be_visible()
 
