@@ -120,7 +120,9 @@ async def test_echo_cancellation_keeps_the_reply_going(
     speech_starts, diagnostics = await _replies_with_echo(hass, box, simulator, gain_db, replies)
     assert speech_starts < replies
     assert diagnostics["mode"] == "echo_cancellation"
-    assert diagnostics["processing"]["frames"] > 100
+    # The canceller ran on the microphone's audio: over 1 s of it (2 s and more on an idle
+    # machine; 94 frames at load 20 on 2 cores).
+    assert diagnostics["processing"]["frames"] > 50
 
 
 @pytest.mark.parametrize("box", ["echo_cancellation"], indirect=True)

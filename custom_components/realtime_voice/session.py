@@ -243,6 +243,8 @@ class VoiceSession:
         """Say the last words if any, then close the conversation, on every path."""
         conversation = self._conversation
         assert conversation is not None  # noqa: S101 - callers check under the lock
+        if last_words is None and reason is not EndReason.GOODBYE:
+            self._update(activity=Activity.ENDING)  # nothing more will be said
         try:
             await conversation.say_last_words(reason, last_words)
         finally:
