@@ -304,8 +304,12 @@ class Conversation:
         """Turn one server event into what the box shows, says and does."""
         match event:
             case SpeechStarted():
-                if self._owner.activity is Activity.ASSISTANT_SPEAKING and self._connection:
-                    self._interrupt(self._connection)  # the user talks over the assistant
+                # The user talks over the assistant: over what the server still sends, or over
+                # what the speaker still plays of it (a busy machine holds more).
+                speaking = self._owner.activity is Activity.ASSISTANT_SPEAKING
+                playing = self._audio is not None and self._audio.speaker.is_playing
+                if (speaking or playing) and self._connection:
+                    self._interrupt(self._connection)
                 self._tools.new_turn()
                 self._owner.set_activity(Activity.USER_SPEAKING)
                 self.touch()
