@@ -31,6 +31,11 @@ start_virtual_audio() {
 
 stop_virtual_audio() {
   [ -n "${VIRTUAL_AUDIO_PID:-}" ] || return 0
+  if ! kill -0 "$VIRTUAL_AUDIO_PID" 2>/dev/null; then
+    # The server ended on its own: every test after that fails on its devices; say why it ended.
+    echo "PulseAudio (the virtual devices) ended during the run; the end of its log:" >&2
+    tail -n 40 "$XDG_RUNTIME_DIR/pulseaudio.log" >&2 || true
+  fi
   kill "$VIRTUAL_AUDIO_PID" 2>/dev/null || true
   wait "$VIRTUAL_AUDIO_PID" 2>/dev/null || true
   rm -rf "$XDG_RUNTIME_DIR"

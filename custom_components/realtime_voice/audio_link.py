@@ -168,6 +168,7 @@ class AudioLink:
                 gate=gate,
                 processor=MicrophoneProcessor(options, reference) if options.any else None,
                 on_device_lost=on_device_lost,
+                encode=True,
             )
         except BaseException:
             if speaker is not None:

@@ -14,6 +14,9 @@ import contextlib
 import gc
 import time
 
+from aiortc.codecs.opus import OpusDecoder
+from aiortc.jitterbuffer import JitterFrame
+import av
 import numpy as np
 import pytest
 
@@ -34,7 +37,7 @@ from custom_components.realtime_voice.audio.backend import (
 )
 from custom_components.realtime_voice.audio.microphone import MIC_QUEUE_FRAMES, MicrophoneTrack
 from custom_components.realtime_voice.audio.speaker import SpeakerSink
-from tests.helpers.audio_helpers import QueueTrack, until
+from tests.helpers.audio_helpers import QueueTrack, mono, rms, until
 from tests.helpers.error_log import ErrorLog
 
 
@@ -88,8 +91,12 @@ class ScriptedBackend:
 
     async def feed(self, *values: int) -> None:
         """Record one 20 ms block per value (every sample equal to it), from a worker thread."""
+        await self.feed_blocks(*(np.full(960, value, dtype=np.int16) for value in values))
+
+    async def feed_blocks(self, *samples: np.ndarray) -> None:
+        """Record one block per array of samples, from a worker thread."""
         assert self.on_block is not None
-        blocks = [np.full(960, value, dtype=np.int16).tobytes() for value in values]
+        blocks = [block.astype(np.int16).tobytes() for block in samples]
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: [*map(self.on_block, blocks)]
         )
@@ -156,6 +163,36 @@ async def test_half_duplex_gate_sends_silence_while_the_assistant_speaks() -> No
         gated = [await mic.recv() for _ in range(2)]
     assert [_value(f) for f in gated] == [0, 0]
     assert mic.stats.gated_frames == 2
+
+
+async def test_an_encoding_track_sends_opus_of_what_was_recorded() -> None:
+    """Opened to encode, as a session opens it: Opus that decodes to what the device recorded.
+
+    Packets carry pts from the counter; when the device is late or the gate closed, a packet
+    that decodes to silence.
+    """
+    backend = ScriptedBackend()
+    gate = EchoGate(tail_seconds=0.3)
+    tone = 8000 * np.sin(2 * np.pi * 440 * np.arange(960 * 4) / 48000)
+    async with await MicrophoneTrack.open(backend, gate=gate, encode=True) as mic:
+        await backend.feed_blocks(*np.split(tone, 4))
+        spoken = [await mic.recv() for _ in range(4)]
+        late = [await mic.recv() for _ in range(3)]
+        gate.assistant_started()
+        await backend.feed_blocks(*np.split(tone, 4)[:2])
+        gated = [await mic.recv() for _ in range(2)]
+    packets = [*spoken, *late, *gated]
+    assert all(isinstance(packet, av.Packet) for packet in packets)
+    assert [packet.pts for packet in packets] == list(range(0, 9 * 960, 960))
+    # Decoded in order, as the remote peer would; Opus delays by its 6.5 ms lookahead, so the
+    # first packet is partly silence and the first silent one partly tone.
+    decoder = OpusDecoder()
+    heard = [
+        rms(mono(decoder.decode(JitterFrame(bytes(packet), packet.pts))[0])) for packet in packets
+    ]
+    assert all(0.7 * rms(tone) < level < 1.3 * rms(tone) for level in heard[1:4]), heard
+    assert all(level < 0.01 * rms(tone) for level in heard[5:]), heard
+    assert (mic.stats.stalled_frames, mic.stats.gated_frames) == (3, 2)
 
 
 async def _end_track_as_device_fails(*, device_first: bool) -> tuple[str, list[str]]:

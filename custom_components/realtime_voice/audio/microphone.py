@@ -1,7 +1,9 @@
 """The microphone as an aiortc track: what a device records, or silence when it must not send.
 
 The device thread hands blocks to the loop through call_soon; opening and closing run in the
-executor. Frames towards aiortc are 20 ms of 48 kHz mono s16 with pts from a sample counter.
+executor. What recv() gives aiortc is 20 ms of 48 kHz mono with pts from a sample counter: an
+av.AudioFrame of s16, or, opened with encode=True as a session does, an av.Packet of Opus that
+the device thread encoded (opus.py says why).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .frames import (
     Reframer,
     call_soon,
 )
+from .opus import OpusPacket, VoiceEncoder, packet, silent_packet
 
 if TYPE_CHECKING:
     from .echo import MicrophoneProcessor
@@ -78,11 +81,14 @@ class MicrophoneTrack(ClosedOnExit, MediaStreamTrack):
         gate: EchoGate | None = None,
         processor: MicrophoneProcessor | None = None,
         on_device_lost: DeviceLostHandler | None = None,
+        encode: bool = False,
     ) -> None:
         super().__init__()
         self.gate = gate
         self.processor = processor
         """Echo cancellation and the rest, run on the device thread as frames come."""
+        self._encoder = VoiceEncoder() if encode else None
+        self._silence = silent_packet() if encode else SILENCE
         self.error: AudioDeviceError | None = None
         """Why the device stopped, once it has."""
         self._on_device_lost = on_device_lost
@@ -104,9 +110,13 @@ class MicrophoneTrack(ClosedOnExit, MediaStreamTrack):
         gate: EchoGate | None = None,
         processor: MicrophoneProcessor | None = None,
         on_device_lost: DeviceLostHandler | None = None,
+        encode: bool = False,
     ) -> Self:
-        """Open the input device in the executor and return the running track."""
-        track = cls(gate=gate, processor=processor, on_device_lost=on_device_lost)
+        """Open the input device in the executor and return the running track.
+
+        With encode, recv() returns Opus packets encoded on the device thread, not frames.
+        """
+        track = cls(gate=gate, processor=processor, on_device_lost=on_device_lost, encode=encode)
         track._stream = await track._event_loop.run_in_executor(
             None, track._open, backend, device, device_format
         )
@@ -118,7 +128,7 @@ class MicrophoneTrack(ClosedOnExit, MediaStreamTrack):
         return MicrophoneStats(self._frames, self._stalled, self._gated, self._dropped)
 
     @override
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | OpusPacket:
         """Return the next 20 ms frame: the device's, or silence if it is late or gated."""
         if self.readyState != "live":
             raise MediaStreamError
@@ -130,11 +140,11 @@ class MicrophoneTrack(ClosedOnExit, MediaStreamTrack):
             raise MediaStreamError
         if block is None:
             self._stalled += 1
-            block = SILENCE
+            block = self._silence
         elif self.gate is not None and not self.gate.is_open:
             self._gated += 1
-            block = SILENCE
-        return self._frame(block)
+            block = self._silence
+        return self._frame(block) if self._encoder is None else self._packet(block)
 
     async def aclose(self) -> None:
         """End the track and close the device (in the executor); safe to call more than once."""
@@ -160,7 +170,8 @@ class MicrophoneTrack(ClosedOnExit, MediaStreamTrack):
                 recorded_at = time.monotonic() - (stream.latency or 0.0)
                 block_end = recorded_at + len(data) / stream.format.bytes_per_second
                 for frame in self._processed(reframer.push(data), block_end, reframer):
-                    call_soon(self._event_loop, self._deliver, frame)
+                    encoded = frame if self._encoder is None else self._encoder.encode(frame)
+                    call_soon(self._event_loop, self._deliver, encoded)
 
         def on_error(err: AudioDeviceError) -> None:
             call_soon(self._event_loop, self._device_failed, err)
@@ -210,6 +221,13 @@ class MicrophoneTrack(ClosedOnExit, MediaStreamTrack):
         self._pts += FRAME_SAMPLES
         self._frames += 1
         return frame
+
+    def _packet(self, payload: bytes) -> OpusPacket:
+        """Wrap an Opus payload as the next packet and advance the sample counter."""
+        wrapped = packet(payload, self._pts)
+        self._pts += FRAME_SAMPLES
+        self._frames += 1
+        return wrapped
 
     def _deliver(self, block: bytes) -> None:
         """Queue a block from the device (loop thread), dropping the oldest when full."""
