@@ -9,8 +9,11 @@ start_virtual_audio() {
   XDG_RUNTIME_DIR=$(mktemp -d /tmp/realtime-voice-pulse.XXXXXX)
   export XDG_RUNTIME_DIR
   export PULSE_SERVER="unix:$XDG_RUNTIME_DIR/pulse/native"
-  # Root is fine here: a private server for this run, with no D-Bus and no hardware.
-  pulseaudio -n --daemonize=no --exit-idle-time=-1 --system=no --disallow-exit=no \
+  # Root is fine here: a private server for this run, with no D-Bus and no hardware. No CPU
+  # limit: PulseAudio's own abort()s the server once it used 70 % of a core for about 14 s, as
+  # a server catching up on a starved machine can; a loaded CI run lost its devices to an abort
+  # mid-run (stop_virtual_audio now prints the log of such an end).
+  pulseaudio -n --daemonize=no --exit-idle-time=-1 --system=no --disallow-exit=no --no-cpu-limit \
     --log-target="file:$XDG_RUNTIME_DIR/pulseaudio.log" \
     --load="module-native-protocol-unix auth-anonymous=1 socket=$XDG_RUNTIME_DIR/pulse/native" \
     --load="module-null-sink sink_name=speaker sink_properties=device.description=Speaker" \
