@@ -155,6 +155,7 @@ class Conversation:
                 audio_track=self._audio.microphone,
                 on_event=self._on_event,
                 on_closed=self._on_closed,
+                on_audio=self._audio.speaker.write_opus,
             )
             self._stack.push_async_callback(self._connection.close)
             self._stack.callback(self._stop_work)  # first out: nothing new starts while closing

@@ -36,6 +36,7 @@ from custom_components.realtime_voice.audio.backend import (
     OutputDeviceStream,
 )
 from custom_components.realtime_voice.audio.microphone import MIC_QUEUE_FRAMES, MicrophoneTrack
+from custom_components.realtime_voice.audio.opus import VoiceEncoder
 from custom_components.realtime_voice.audio.speaker import SpeakerSink
 from tests.helpers.audio_helpers import QueueTrack, mono, rms, until
 from tests.helpers.error_log import ErrorLog
@@ -57,7 +58,8 @@ class ScriptedBackend:
 
     name = BackendName.PULSE
 
-    def __init__(self) -> None:
+    def __init__(self, output_format: AudioFormat | None = None) -> None:
+        self.output_format = output_format or AudioFormat()
         self.on_block: BlockHandler | None = None
         self.pull: BlockSource | None = None
         self.output_failed: ErrorHandler | None = None
@@ -84,7 +86,9 @@ class ScriptedBackend:
     ) -> OutputDeviceStream:
         self.pull = pull
         self.output_failed = on_error
-        return _ScriptedStream()
+        stream = _ScriptedStream()
+        stream.format = self.output_format
+        return stream
 
     def close(self) -> None:
         """Nothing to release."""
@@ -193,6 +197,34 @@ async def test_an_encoding_track_sends_opus_of_what_was_recorded() -> None:
     assert all(0.7 * rms(tone) < level < 1.3 * rms(tone) for level in heard[1:4]), heard
     assert all(level < 0.01 * rms(tone) for level in heard[5:]), heard
     assert (mic.stats.stalled_frames, mic.stats.gated_frames) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "device", [AudioFormat(), AudioFormat(rate=44100, channels=2)], ids=["48k_mono", "44k1_stereo"]
+)
+async def test_opus_packets_play_on_the_speaker(device: AudioFormat) -> None:
+    """The assistant's packets, given to the sink as they arrive, play in the device's format.
+
+    A conversation gives them so; they are decoded into the device's own rate and channels, and
+    the device takes the reply's tone.
+    """
+    backend = ScriptedBackend(device)
+    encoder = VoiceEncoder()
+    tone = 8000 * np.sin(2 * np.pi * 440 * np.arange(960 * 10) / 48000)
+    async with await SpeakerSink.open(backend) as sink:
+        for frame in np.split(tone.astype(np.int16), 10):
+            sink.write_opus(encoder.encode(frame.tobytes()))
+        sink.write_opus(b"\xff not opus")  # dropped: one packet's gap, nothing else
+        assert backend.pull is not None
+        block = device.rate // 100  # 10 ms, as the pulse backend pulls
+        played = np.frombuffer(b"".join(backend.pull(block) for _ in range(25)), np.int16)
+    assert sink.stats.frames >= 10
+    channels = played.reshape(-1, device.channels)
+    assert np.array_equal(channels[:, 0], channels[:, -1])
+    loud = channels[np.abs(channels[:, 0]) > 0, 0]
+    # 200 ms of tone at the device's rate, give or take Opus's delay and the playout's margin.
+    assert abs(loud.size - 0.2 * device.rate) < 0.03 * device.rate
+    assert 0.8 * rms(tone) < rms(loud) < 1.2 * rms(tone)
 
 
 async def _end_track_as_device_fails(*, device_first: bool) -> tuple[str, list[str]]:

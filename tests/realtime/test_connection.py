@@ -10,6 +10,8 @@ import socket
 import time
 
 import aiohttp
+from aiortc.codecs.opus import OpusDecoder
+from aiortc.jitterbuffer import JitterFrame
 import numpy as np
 import pytest
 
@@ -113,6 +115,7 @@ async def connected(
     config: SessionConfig = CONFIG,
     api_key: str | None = None,
     on_event: Callable[[ServerEvent], None] | None = None,
+    on_audio: Callable[[bytes], None] | None = None,
 ) -> AsyncIterator[tuple[RealtimeConnection, PlaybackTrack]]:
     """Open a connection with a microphone the test can play into; always close both.
 
@@ -128,6 +131,7 @@ async def connected(
             audio_track=microphone,
             on_event=on_event or recorder.on_event,
             on_closed=recorder.on_closed,
+            on_audio=on_audio,
             timeouts=timeouts,
         )
         try:
@@ -215,6 +219,36 @@ async def test_a_spoken_turn(simulator: Simulator, http: aiohttp.ClientSession) 
     assert done.usage.output_audio > 0
     assert done.usage.input_audio > 0
     assert max(energy) > 1000, "the reply's audio reached the client's track"
+
+
+async def test_the_reply_as_opus_packets_to_a_handler(
+    simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """Opened with on_audio, as a conversation is: the reply's packets go to the handler.
+
+    They come in order as they arrive and decode to the reply; the track carries no frame of it.
+    """
+    simulator.script(Reply("The kitchen light is on."))
+    recorder = Recorder()
+    packets: list[bytes] = []
+    async with connected(simulator, http, recorder, on_audio=packets.append) as (
+        connection,
+        microphone,
+    ):
+        await connection.update_session(CONFIG)
+        microphone.play(tone(440, 0.8))
+        await recorder.wait_for(OutputAudioStopped)
+        assert connection.remote_audio is not None
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(connection.remote_audio.recv(), 0.3)
+    decoder = OpusDecoder()  # aiortc's own, as the track would have decoded them
+    heard = [
+        float(np.sqrt(np.mean(frame.to_ndarray().astype(np.float64) ** 2)))
+        for index, payload in enumerate(packets)
+        for frame in decoder.decode(JitterFrame(payload, 960 * index))
+    ]
+    assert len(heard) == len(packets) > 25  # the reply's 20 ms frames, each decoded
+    assert max(heard) > 1000, "the reply's audio reached the handler"
 
 
 async def test_barge_in_cancels_the_reply(

@@ -46,6 +46,15 @@ def test_a_lost_packet_is_skipped_after_loss_packets() -> None:
     assert released[-1] == 2
 
 
+def test_a_handler_takes_the_packets_in_order_instead() -> None:
+    """With a packet handler (a conversation's speaker), packets go to it and none to aiortc."""
+    taken: list[bytes] = []
+    buffer = ArrivalJitterBuffer(taken.append)
+    released = [_released(buffer, n) for n in (0, 2, 1, 3)]
+    assert released == [None] * 4
+    assert taken == [bytes([0]), bytes([1]), bytes([2])]  # 3 waits behind the reorder
+
+
 def test_sequence_numbers_wrap() -> None:
     buffer = ArrivalJitterBuffer()
     assert [_released(buffer, n) for n in range(65534, 65538)] == [65534, 65535, 65536, 65537]

@@ -1,7 +1,8 @@
-"""The speaker: plays the remote aiortc track on a device through a small bounded buffer.
+"""The speaker: plays the assistant's audio on a device through a small bounded buffer.
 
-The device thread takes audio from the Playout (a locked buffer with the timing rules); opening
-and closing run in the executor.
+The audio comes as Opus packets (write_opus, decoded here on the loop as they arrive) or as the
+frames of an aiortc track (play). The device thread takes it from the Playout (a locked buffer
+with the timing rules); opening and closing run in the executor.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 import av
 import numpy as np
 
-from .backend import AudioBackend, AudioDeviceError, AudioFormat, OutputDeviceStream
+from .backend import SAMPLE_RATE, AudioBackend, AudioDeviceError, AudioFormat, OutputDeviceStream
 from .frames import AUDIBLE_PEAK, ClosedOnExit, DeviceLostHandler, call_soon, layout, peak
+from .opus import opus_decoder
 from .playout import Playout
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ class SpeakerStats:
     """What the speaker sink did so far, for diagnostics; audio in milliseconds."""
 
     frames: int
-    """Frames (20 ms) received from the remote track."""
+    """Frames (20 ms) of the assistant's audio received: packets decoded, or track frames."""
     played_ms: float
     """Audio the device has taken from the sink so far, silence included."""
     underruns: int
@@ -65,8 +67,9 @@ class SpeakerSink(ClosedOnExit):
     """Plays a remote aiortc audio track on a device through a small bounded buffer.
 
     Open with `await SpeakerSink.open(backend, device)`, run `await sink.play(track)` as a task
-    (it returns when the track ends and raises AudioDeviceError if the device fails), call
-    flush() on barge-in, and `await aclose()` at the end.
+    (it returns when the track ends and raises AudioDeviceError if the device fails), give it
+    the track's packets with write_opus() if they do not go through the track, call flush() on
+    barge-in, and `await aclose()` at the end.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class SpeakerSink(ClosedOnExit):
         self._stream: OutputDeviceStream | None = None
         self._format = AudioFormat()
         self._playout = Playout(self._format)
+        self._decoder: av.AudioCodecContext | None = None
+        self._resampler: av.AudioResampler | None = None
         self._player: asyncio.Task[Any] | None = None
         self._player_interrupted = False
         self._playing = False
@@ -159,9 +164,7 @@ class SpeakerSink(ClosedOnExit):
         """
         if self.error is not None:
             raise self.error
-        resampler = av.AudioResampler(
-            format="s16", layout=layout(self._format.channels), rate=self._format.rate
-        )
+        resampler = self._new_resampler()
         self._player = asyncio.current_task()
         try:
             while (frame := await self._next_frame(track)) is not None:
@@ -169,6 +172,25 @@ class SpeakerSink(ClosedOnExit):
                     self._write(resampler.resample(frame))
         finally:
             self._player = None
+
+    def write_opus(self, payload: bytes) -> None:
+        """Decode one Opus packet of the assistant's (loop thread) and queue it for the device.
+
+        libopus decodes straight to the device's channels; only another rate is resampled.
+        """
+        if self._decoder is None:
+            self._decoder = opus_decoder(self._format.channels)
+            if self._format.rate != SAMPLE_RATE:
+                self._resampler = self._new_resampler()
+        try:
+            frames = self._decoder.decode(av.Packet(payload))
+        except av.FFmpegError as err:
+            # As aiortc does: keep the decoder's state and go on; the gap is one packet.
+            _LOGGER.debug("Opus packet not decoded: %s", err)
+            return
+        if self._resampler is not None:
+            frames = [out for frame in frames for out in self._resampler.resample(frame)]
+        self._write(frames)
 
     async def _next_frame(self, track: MediaStreamTrack) -> object:
         """Return the track's next frame, None once it ends; raise if the device fails first."""
@@ -222,6 +244,12 @@ class SpeakerSink(ClosedOnExit):
             self._format = stream.format
             self._playout = Playout(stream.format)
         return stream
+
+    def _new_resampler(self) -> av.AudioResampler:
+        """Return a resampler from any frame to the device's format."""
+        return av.AudioResampler(
+            format="s16", layout=layout(self._format.channels), rate=self._format.rate
+        )
 
     def _write(self, frames: list[av.AudioFrame]) -> None:
         """Queue converted frames for the device."""

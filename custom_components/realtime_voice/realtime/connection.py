@@ -48,7 +48,7 @@ from .events import (
     parse_server_event,
 )
 from .http import RealtimeHttp
-from .jitter import play_audio_on_arrival
+from .jitter import PacketHandler, play_audio_on_arrival
 from .liveness import PeerWatchdog
 from .responses import ResponseRequest, ResponseTracker
 from .session_config import JsonObject, SessionConfig
@@ -137,10 +137,15 @@ class RealtimeConnection:
         audio_track: MediaStreamTrack,
         on_event: EventHandler,
         on_closed: ClosedHandler,
+        on_audio: PacketHandler | None = None,
         timeouts: Timeouts | None = None,
         ice_servers: tuple[str, ...] = (),
     ) -> Self:
-        """Create the call and return once the peer is connected and the channel open."""
+        """Create the call and return once the peer is connected and the channel open.
+
+        With on_audio, the assistant's Opus packets go to it as they come in order (jitter.py
+        says why), and remote_audio only ends; without, remote_audio carries decoded frames.
+        """
         if isinstance(http, aiohttp.ClientSession):
             http = RealtimeHttp(http, base_url, api_key, (timeouts or Timeouts()).http)
         connection = cls(
@@ -151,7 +156,7 @@ class RealtimeConnection:
             ice_servers=ice_servers,
         )
         try:
-            await connection._connect(session, audio_track)
+            await connection._connect(session, audio_track, on_audio)
         except BaseException:
             await connection._teardown()
             raise
@@ -250,10 +255,12 @@ class RealtimeConnection:
 
     # --- Opening -------------------------------------------------------------------------
 
-    async def _connect(self, session: SessionConfig, audio_track: MediaStreamTrack) -> None:
+    async def _connect(
+        self, session: SessionConfig, audio_track: MediaStreamTrack, on_audio: PacketHandler | None
+    ) -> None:
         """Offer, post, answer, then wait for ICE/DTLS and for the channel."""
         self._pc.addTrack(audio_track)
-        play_audio_on_arrival(self._pc)
+        play_audio_on_arrival(self._pc, on_audio)
         await self._pc.setLocalDescription(await self._pc.createOffer())
         call = await self._http.create_call(self._pc.localDescription.sdp, session)
         self.call_id = call.call_id

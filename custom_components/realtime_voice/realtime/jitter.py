@@ -13,16 +13,26 @@ is the next in sequence. A missing packet is waited for until LOSS_PACKETS later
 The trade-off: after a reorder or a skip, up to LOSS_PACKETS - 1 packets stay queued (one frame
 leaves per packet that arrives, as in aiortc), i.e. at most 40 ms more latency, against 80 ms
 always with the stock buffer.
+
+Given a packet handler, the buffer also hands each packet straight to it, on the event loop, in
+place of aiortc's path to the track: a queue to its decoder thread, then a task created on the
+loop per frame (run_coroutine_threadsafe) to put the decoded frame in the track's queue. The
+handler decodes where the audio goes (the speaker), the track only ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import logging
 from typing import Any, Final, override
 
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
+
+type PacketHandler = Callable[[bytes], None]
+"""Takes the assistant's Opus packets in order, on the event loop."""
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,8 +47,18 @@ _RECEIVER_ATTRIBUTE: Final = "_RTCRtpReceiver__jitter_buffer"
 class ArrivalJitterBuffer(JitterBuffer):
     """aiortc's jitter buffer for audio, releasing each packet as soon as it is next in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_packet: PacketHandler | None = None) -> None:
         super().__init__(capacity=CAPACITY)
+        self._on_packet = on_packet
+
+    @override
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        """Take a packet; return the next in order, or give it to the handler and return none."""
+        pli, frame = super().add(packet)
+        if frame is None or self._on_packet is None:
+            return pli, frame
+        self._on_packet(frame.data)
+        return pli, None
 
     @property
     def _next(self) -> int:
@@ -60,11 +80,13 @@ class ArrivalJitterBuffer(JitterBuffer):
         return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # noqa: SLF001
 
 
-def play_audio_on_arrival(pc: RTCPeerConnection) -> None:
+def play_audio_on_arrival(pc: RTCPeerConnection, on_packet: PacketHandler | None = None) -> None:
     """Give the peer's audio receivers an ArrivalJitterBuffer; call before connecting.
 
+    With on_packet, packets go to it rather than to the remote track, which then only ends.
     aiortc has no option for this, so it replaces a private attribute; if a later aiortc moves
-    it, the stock buffer stays (80 ms more latency, nothing breaks) and this logs why.
+    it, the stock buffer stays (80 ms more latency, the track carries the audio; nothing breaks)
+    and this logs why.
     """
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
@@ -73,4 +95,4 @@ def play_audio_on_arrival(pc: RTCPeerConnection) -> None:
         if not isinstance(getattr(receiver, _RECEIVER_ATTRIBUTE, None), JitterBuffer):
             _LOGGER.warning("aiortc's receiver has changed: keeping its jitter buffer (+80 ms)")
             continue
-        setattr(receiver, _RECEIVER_ATTRIBUTE, ArrivalJitterBuffer())
+        setattr(receiver, _RECEIVER_ATTRIBUTE, ArrivalJitterBuffer(on_packet))
