@@ -7,7 +7,10 @@ reply is aligned with its recording by cross-correlation, 100 ms at a time, whic
 - the correlation of the aligned recording with what was sent (1.0: the same waveform; Opus
   and a concealed frame take a little off);
 - gaps inside speech: runs of digital silence (>= 1 ms of exact zeros) where the reply speaks;
-- speech missing: 5 ms windows where the reply speaks and the recording is near silent.
+- speech missing: 5 ms windows where the reply speaks and the recording is near silent;
+- holes the sink gave: the same runs of zeros, between speech, in what the sink's playout
+  handed the device thread (recorded as it pulled). A gap in the recording that the sink did
+  not give is PulseAudio's: its buffer ran dry while the device thread was late to write.
 Then a few replies start while the speaker sink is suspended, and it is resumed 500 ms after
 the simulator began sending: are the first words heard?
 """
@@ -21,9 +24,11 @@ import statistics
 import subprocess
 import time
 from typing import TYPE_CHECKING, Any
+from unittest.mock import patch
 
 import numpy as np
 
+from custom_components.realtime_voice.audio.playout import Playout
 from tests.helpers.audio_helpers import MonitorClock
 from tests.helpers.virtual_audio import SPEAKER, SPEAKER_MONITOR
 
@@ -84,6 +89,8 @@ class Heard:
     missing_ms: float
     first_words: float
     """Correlation of the reply's first FIRST_WORDS_SECONDS with the recording, aligned alone."""
+    sink_holes: int | None = None
+    """Runs of zeros between speech in what the sink gave the device thread for this reply."""
 
 
 async def hearing_phase(bench: Bench, replies: int, late_replies: int) -> None:
@@ -92,9 +99,19 @@ async def hearing_phase(bench: Bench, replies: int, late_replies: int) -> None:
     await bench.sim("vad", on=False)  # the replies alone: nobody talks over them
     await bench.sim("capture", on=True)
     before = _speaker(bench)
+    given: list[tuple[float, bytes]] = []
+    original_pull = Playout.pull
+
+    def pull(playout: Playout, size: int) -> bytes:
+        # Looked up at each call (the sink's own pull is bound when its device opens).
+        data = original_pull(playout, size)
+        given.append((time.monotonic(), data))
+        return data
+
     try:
         with MonitorClock(SPEAKER_MONITOR) as recorder:
-            steady = await _replies(bench, replies, late=False)
+            with patch.object(Playout, "pull", pull):
+                steady = await _replies(bench, replies, late=False)
             after_steady = _speaker(bench)
             late = await _replies(bench, late_replies, late=True)
             await asyncio.sleep(0.5)
@@ -108,6 +125,8 @@ async def hearing_phase(bench: Bench, replies: int, late_replies: int) -> None:
         for at, pts, data in sent["frames"]
     ]
     steady_heard = [_hear(frames, recorder, start, end) for start, end in steady]
+    for heard, (start, end) in zip(steady_heard, steady, strict=True):
+        heard.sink_holes = _holes(given, start, end + SEARCH_SECONDS)
     late_heard = [_hear(frames, recorder, start, end) for start, end in late]
     _metrics(
         bench,
@@ -204,20 +223,41 @@ def _windows(samples: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(usable.reshape(-1, WINDOW) ** 2, axis=1))
 
 
+def _zero_runs(samples: np.ndarray) -> list[tuple[int, int]]:
+    """Return the 5 ms windows just before and after each run of >= GAP_SAMPLES exact zeros."""
+    silent = np.concatenate(([0], (samples == 0).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(silent))
+    return [
+        (begin // WINDOW - 1, (end - 1) // WINDOW + 1)
+        for begin, end in zip(edges[::2], edges[1::2], strict=True)
+        if end - begin >= GAP_SAMPLES
+    ]
+
+
 def _gaps(heard: np.ndarray, speaking: np.ndarray) -> int:
     """Count runs of >= GAP_SAMPLES exact zeros in heard inside speech.
 
     Inside: the reply speaks in every 5 ms window the run touches and in the one on each side,
     so a pause between words that the alignment placed a little off is not a gap.
     """
-    silent = np.concatenate(([0], (heard == 0).astype(np.int8), [0]))
-    edges = np.flatnonzero(np.diff(silent))
-    count = 0
-    for begin, end in zip(edges[::2], edges[1::2], strict=True):
-        first, last = begin // WINDOW - 1, (end - 1) // WINDOW + 1
-        if end - begin >= GAP_SAMPLES and first >= 0 and speaking[first : last + 1].all():
-            count += 1
-    return count
+    return sum(
+        1 for first, last in _zero_runs(heard) if first >= 0 and speaking[first : last + 1].all()
+    )
+
+
+def _holes(given: list[tuple[float, bytes]], start: float, end: float) -> int:
+    """Count runs of zeros with speech on both sides in what the sink gave between start and end.
+
+    What the sink gives has no reference to align with; speech right before and after a run of
+    zeros (a 5 ms window above SPEECH_RMS on each side) is what makes it a hole, not a pause.
+    """
+    samples = np.frombuffer(b"".join(data for at, data in given if start <= at <= end), np.int16)
+    loud = _windows(samples) > SPEECH_RMS
+    return sum(
+        1
+        for before, after in _zero_runs(samples)
+        if before >= 0 and after < loud.size and loud[before] and loud[after]
+    )
 
 
 def _follow(sent: np.ndarray, heard: np.ndarray, lag: int) -> np.ndarray:
@@ -296,6 +336,7 @@ def _metrics(
             detail={
                 "replies": len(every),
                 "by_reply": [heard.gaps for heard in every],
+                "sink_holes_by_reply": [heard.sink_holes for heard in every],
                 "simulator_late_ms_by_reply": [round(heard.late_sent_ms) for heard in every],
                 **{f"sink_{key}": change(key, before, after_steady) for key in counters},
                 "margin_ms": after_steady.get("margin_ms"),
