@@ -45,7 +45,10 @@ def call_soon[*Ts](
 
 def peak(samples: np.ndarray) -> int:
     """Return the largest magnitude of int16 samples."""
-    return int(np.abs(samples.astype(np.int32)).max(initial=0))
+    if not samples.size:
+        return 0
+    # No widened copy: the extremes are enough, and -(-32768) is a Python int.
+    return max(int(samples.max()), -int(samples.min()))
 
 
 def layout(channels: int) -> str:
