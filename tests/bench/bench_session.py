@@ -81,6 +81,7 @@ from tests.helpers.virtual_audio import (
     MIC_FEED,
     SPEAKER,
     SPEAKER_MONITOR,
+    STREAM_SETTLE,
     acoustic_echo,
     speech_wav,
     tone,
@@ -118,8 +119,6 @@ PERIOD = 0.5
 """Seconds between clicks."""
 LOUD = 1000.0
 """RMS above which a 5 ms block or a 20 ms frame holds a click."""
-STREAM_SETTLE = 2.5
-"""A new stream on a PulseAudio null sink moves no audio for about 2 s."""
 LAG_INTERVAL = 0.005
 _PIPE_LIMIT = 64 * 1024 * 1024
 KITCHEN = "light.kitchen_light"

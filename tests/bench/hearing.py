@@ -3,7 +3,7 @@
 The simulator speaks espeak-ng replies; it keeps the samples of every audible frame it sends
 (`capture`), and `speaker.monitor` is recorded in 5 ms blocks stamped on the same clock. Each
 reply is aligned with its recording by cross-correlation, 100 ms at a time, which gives:
-- wire→speaker: from the reply's first frame handed to aiortc to its first words recorded;
+- wire→speaker: from the reply's first frame handed to aiortc to its first sample recorded;
 - the correlation of the aligned recording with what was sent (1.0: the same waveform; Opus
   and a concealed frame take a little off);
 - gaps inside speech: runs of digital silence (>= 1 ms of exact zeros) where the reply speaks;
@@ -30,7 +30,7 @@ import numpy as np
 
 from custom_components.realtime_voice.audio.playout import Playout
 from tests.helpers.audio_helpers import MonitorClock
-from tests.helpers.virtual_audio import SPEAKER, SPEAKER_MONITOR
+from tests.helpers.virtual_audio import SPEAKER, SPEAKER_MONITOR, STREAM_SETTLE
 
 from .report import Metric, distribution
 
@@ -58,6 +58,9 @@ SEARCH_SECONDS = 3.0
 LATE_START_SECONDS = 0.5
 """How long the suspended sink stays asleep after the reply began."""
 FIRST_WORDS_SECONDS = 0.5
+NEXT_PIECE_SECONDS = 0.6
+"""A piece of the first words is searched for this far after the one before: longer than a pause
+between words, shorter than the phrase."""
 FIRST_WORDS_CORRELATION = 0.8
 """The first words count as heard when they correlate at least this well with what was sent."""
 REPLIES = (
@@ -88,7 +91,8 @@ class Heard:
     gaps: int
     missing_ms: float
     first_words: float
-    """Correlation of the reply's first FIRST_WORDS_SECONDS with the recording, aligned alone."""
+    """The worst correlation of a piece of the reply's first FIRST_WORDS_SECONDS of speech with
+    the recording, each piece found after the one before (see _first_words)."""
     sink_holes: int | None = None
     """Runs of zeros between speech in what the sink gave the device thread for this reply."""
 
@@ -110,6 +114,8 @@ async def hearing_phase(bench: Bench, replies: int, late_replies: int) -> None:
 
     try:
         with MonitorClock(SPEAKER_MONITOR) as recorder:
+            # Or the first reply starts into the stall the recorder's new stream causes.
+            await asyncio.sleep(STREAM_SETTLE)
             with patch.object(Playout, "pull", pull):
                 steady = await _replies(bench, replies, late=False)
             after_steady = _speaker(bench)
@@ -190,7 +196,9 @@ def _sent(frames: list[SentFrame], start: float, end: float) -> tuple[float, np.
     for frame in mine:
         offset = frame.pts - first.pts
         signal[offset : offset + frame.samples.size] = frame.samples
-    return first.at - FRAME / RATE, signal  # a frame is handed over once it is whole
+    # The first sample goes on the wire with its frame: wire→speaker starts at the handover,
+    # after the sender's 20 ms of packetization, as the click latency does.
+    return first.at, signal
 
 
 def _recorded(recorder: MonitorClock, start: float, size: int) -> tuple[float, np.ndarray]:
@@ -209,6 +217,25 @@ def _align(sent: np.ndarray, heard: np.ndarray) -> tuple[int, float]:
     lags = np.fft.irfft(spectrum, size)[: heard.size - sent.size + 1]
     lag = int(np.argmax(lags))
     return lag, _correlation(sent, heard[lag : lag + sent.size])
+
+
+def _find(piece: np.ndarray, heard: np.ndarray) -> tuple[int, float]:
+    """Return where a short piece is in heard, and the correlation there.
+
+    Normalised at every lag: a raw cross-correlation prefers any louder stretch to the right
+    one when the piece is only tens of milliseconds long.
+    """
+    size = 1 << int(np.ceil(np.log2(heard.size + piece.size)))
+    raw = np.fft.irfft(
+        np.fft.rfft(heard.astype(np.float64), size)
+        * np.conj(np.fft.rfft(piece.astype(np.float64), size)),
+        size,
+    )[: heard.size - piece.size + 1]
+    energy = np.concatenate(([0.0], np.cumsum(heard.astype(np.float64) ** 2)))
+    window = energy[piece.size :] - energy[: -piece.size]
+    norms = np.sqrt(np.maximum(window, 1.0) * float(np.dot(piece.astype(np.float64), piece)))
+    lag = int(np.argmax(raw / norms))
+    return lag, _correlation(piece, heard[lag : lag + piece.size])
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -285,14 +312,12 @@ def _hear(frames: list[SentFrame], recorder: MonitorClock, start: float, end: fl
     """Align one reply with the recording and measure what of it was heard."""
     sent_at, sent = _sent(frames, start, end)
     heard_at, heard = _recorded(recorder, sent_at, sent.size + int(RATE * SEARCH_SECONDS))
-    lag, _ = _align(sent[: int(RATE * FIRST_WORDS_SECONDS)], heard)
+    lag, _ = _find(sent[: int(RATE * FIRST_WORDS_SECONDS)], heard)
     aligned = _follow(sent, heard, lag)
     correlation = _correlation(sent, aligned)
     sent_levels, heard_levels = _windows(sent), _windows(aligned)
     speaking = sent_levels > SPEECH_RMS
     missing = speaking & (heard_levels < MISSING_SHARE * sent_levels)
-    head = int(RATE * FIRST_WORDS_SECONDS)
-    _, first_words = _align(sent[:head], heard)
     mine = [frame for frame in frames if start - 0.01 <= frame.at <= end + 0.05]
     due = [mine[0].at + (frame.pts - mine[0].pts) / RATE for frame in mine]
     return Heard(
@@ -301,8 +326,43 @@ def _hear(frames: list[SentFrame], recorder: MonitorClock, start: float, end: fl
         correlation=correlation,
         gaps=_gaps(aligned, speaking),
         missing_ms=5.0 * int(missing.sum()),
-        first_words=first_words,
+        first_words=_first_words(mine, heard),
     )
+
+
+def _first_words(mine: list[SentFrame], heard: np.ndarray) -> float:
+    """Return how well the reply's first words are in the recording, in order.
+
+    Its first FIRST_WORDS_SECONDS of speech (the audible frames, pauses left out) in pieces of
+    at most CHUNK that do not span a pause, each searched for after the one before: a sink that
+    woke late plays every word but, catching up, shortens the pauses between them, which a
+    single alignment with the reply's own timing would count against it.
+    """
+    pieces: list[np.ndarray] = []
+    run: list[np.ndarray] = []
+    spoken = 0
+    for index, frame in enumerate(mine):
+        run.append(frame.samples)
+        spoken += frame.samples.size
+        last = index + 1 == len(mine) or mine[index + 1].pts != frame.pts + FRAME
+        if last or sum(part.size for part in run) >= CHUNK or spoken >= RATE * FIRST_WORDS_SECONDS:
+            pieces.append(np.concatenate(run))
+            run = []
+        if spoken >= RATE * FIRST_WORDS_SECONDS:
+            break
+    position, worst, reach = 0, 1.0, SEARCH_SECONDS
+    for piece in pieces:
+        # A lone frame at a word's edge is too short to be found for sure; its neighbours are.
+        if piece.size < 2 * FRAME or _windows(piece).max(initial=0.0) <= SPEECH_RMS:
+            continue
+        stop = min(heard.size, position + int(RATE * reach) + piece.size)
+        reach = NEXT_PIECE_SECONDS
+        if stop - position < piece.size:
+            return 0.0
+        lag, correlation = _find(piece, heard[position:stop])
+        worst = min(worst, correlation)
+        position += lag + piece.size
+    return worst
 
 
 def _metrics(

@@ -27,6 +27,10 @@ MIC = "mic"
 MIC_FEED = "mic_feed"
 SPEAKER = "speaker"
 SPEAKER_MONITOR = "speaker.monitor"
+STREAM_SETTLE = 2.5
+"""A new stream on a PulseAudio null sink moves no audio for about 2 s, and stalls the streams
+already playing there as long (the bench's speaker took nothing for 1.6 s after a recorder of
+speaker.monitor started)."""
 KEEPALIVE_CLIENT = "realtime-voice-keepalive"
 ECHO_HEARD_RMS = 100.0
 ECHO_LEVELS_DB = (-6.0, -20.0)
