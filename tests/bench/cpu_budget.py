@@ -1,6 +1,6 @@
 """Where a call's CPU must go before any of the integration's own code: the parts on their own.
 
-    python -m tests.bench.cpu_budget transport|devices SECONDS [BACKEND]
+    python -m tests.bench.cpu_budget transport|devices|engine SECONDS [BACKEND]
 
 prints one JSON line. Run in a process of its own, so that the figure is that part's alone:
 - transport: two aiortc peers over loopback, each sending 20 ms Opus packets already encoded (as
@@ -9,6 +9,10 @@ prints one JSON line. Run in a process of its own, so that the figure is that pa
   RTP and RTCP and the event loop that runs them, for 50 packets a second each way.
 - devices: the audio backend recording from the default source and playing silence on the
   default sink, as a call does, with nothing done to the audio.
+- engine: the parts together as the integration runs them, without Home Assistant and the
+  Realtime client: a peer with the microphone track (noise suppression, high-pass, Opus on its
+  device thread) and the speaker sink (Opus decoded on arrival), against a far end as in the
+  transport part (whose figure is taken off).
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from custom_components.realtime_voice.audio.backend import (
     AudioFormat,
     BackendName,
 )
+from custom_components.realtime_voice.audio.echo import MicrophoneProcessor, ProcessingOptions
 from custom_components.realtime_voice.audio.factory import create_backend
+from custom_components.realtime_voice.audio.microphone import MicrophoneTrack
 from custom_components.realtime_voice.audio.opus import OpusPacket, VoiceEncoder, packet
+from custom_components.realtime_voice.audio.speaker import SpeakerSink
 from custom_components.realtime_voice.realtime.jitter import PacketHandler, play_audio_on_arrival
 
 
@@ -71,40 +78,70 @@ def _payloads() -> list[bytes]:
     ]
 
 
-async def aiortc_transport_floor(seconds: float, settle: float = 2.0) -> dict[str, float]:
-    """Return one peer's CPU seconds per second of call, and the packets each side received."""
-    payloads = _payloads()
-    received = [0, 0]
-
-    def counter(side: int) -> PacketHandler:
-        def on_packet(_payload: bytes) -> None:
-            received[side] += 1
-
-        return on_packet
-
+async def _call(
+    tracks: tuple[MediaStreamTrack, MediaStreamTrack],
+    handlers: tuple[PacketHandler, PacketHandler],
+    seconds: float,
+    settle: float,
+) -> float:
+    """Connect two peers over loopback, each sending its track; return CPU s/s of the process."""
     peers = (RTCPeerConnection(), RTCPeerConnection())
     try:
-        for side, peer in enumerate(peers):
-            peer.addTrack(_PacketTrack(payloads))
-            play_audio_on_arrival(peer, counter(side))
+        for peer, track, handler in zip(peers, tracks, handlers, strict=True):
+            peer.addTrack(track)
+            play_audio_on_arrival(peer, handler)
         offerer, answerer = peers
         await offerer.setLocalDescription(await offerer.createOffer())
         await answerer.setRemoteDescription(offerer.localDescription)
         # The answerer's transceiver exists only now: give it the buffer too.
-        play_audio_on_arrival(answerer, counter(1))
+        play_audio_on_arrival(answerer, handlers[1])
         await answerer.setLocalDescription(await answerer.createAnswer())
         await offerer.setRemoteDescription(answerer.localDescription)
         await asyncio.sleep(settle)
-        before, cpu, wall = list(received), time.process_time(), time.monotonic()
+        cpu, wall = time.process_time(), time.monotonic()
         await asyncio.sleep(seconds)
-        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-        return {
-            "s_per_s": cpu / wall / 2,
-            "packets_per_s": (sum(received) - sum(before)) / wall / 2,
-        }
+        return (time.process_time() - cpu) / (time.monotonic() - wall)
     finally:
         for peer in peers:
             await peer.close()
+
+
+async def aiortc_transport_floor(seconds: float, settle: float = 2.0) -> dict[str, float]:
+    """Return one peer's CPU seconds per second of call, and the packets each side received."""
+    payloads = _payloads()
+    received = [0]
+
+    def on_packet(_payload: bytes) -> None:
+        received[0] += 1
+
+    tracks = (_PacketTrack(payloads), _PacketTrack(payloads))
+    cpu = await _call(tracks, (on_packet, on_packet), seconds, settle)
+    return {"s_per_s": cpu / 2, "packets_per_s": received[0] / (seconds + settle) / 2}
+
+
+async def audio_engine(seconds: float, backend_name: str, settle: float = 2.0) -> dict[str, float]:
+    """Return CPU s/s of a call through the integration's audio engine, without Home Assistant.
+
+    One peer is the box's: the microphone track encoding on its device thread, the speaker
+    decoding each packet on arrival, noise suppression and high-pass as a session has them. The
+    other sends ready packets and drops what it gets, as in the transport part; that part's
+    figure is for this peer too, so the result is less one transport.
+    """
+    backend = create_backend(BackendName(backend_name))
+    speaker = await SpeakerSink.open(backend)
+    microphone = await MicrophoneTrack.open(
+        backend,
+        processor=MicrophoneProcessor(ProcessingOptions(echo_cancellation=False), None),
+        encode=True,
+    )
+    try:
+        tracks = (microphone, _PacketTrack(_payloads()))
+        cpu = await _call(tracks, (speaker.write_opus, lambda _payload: None), seconds, settle)
+    finally:
+        await microphone.aclose()
+        await speaker.aclose()
+        backend.close()
+    return {"s_per_s_with_far_end": cpu}
 
 
 def device_floor(seconds: float, backend_name: str, settle: float = 1.0) -> dict[str, float]:
@@ -141,9 +178,9 @@ def device_floor(seconds: float, backend_name: str, settle: float = 1.0) -> dict
 
 
 async def parts_usage(seconds: float, backend_name: str) -> dict[str, float]:
-    """Return the CPU s/s of the transport and of the devices, each run in a process of its own."""
+    """Return the CPU s/s of each part, each run in a process of its own."""
     usage = {}
-    for part in ("transport", "devices"):
+    for part in ("transport", "devices", "engine"):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -156,7 +193,8 @@ async def parts_usage(seconds: float, backend_name: str) -> dict[str, float]:
         output, _ = await process.communicate()
         if process.returncode:
             raise RuntimeError(f"tests.bench.cpu_budget {part} failed ({process.returncode})")
-        usage[part] = json.loads(output)["s_per_s"]
+        usage[part] = next(iter(json.loads(output).values()))
+    usage["engine"] -= usage["transport"]  # the far end's peer
     return usage
 
 
@@ -164,6 +202,8 @@ if __name__ == "__main__":
     part, length = sys.argv[1], float(sys.argv[2])
     if part == "transport":
         result = asyncio.run(aiortc_transport_floor(length))
+    elif part == "engine":
+        result = asyncio.run(audio_engine(length, sys.argv[3] if len(sys.argv) > 3 else "pulse"))
     else:
         result = device_floor(length, sys.argv[3] if len(sys.argv) > 3 else "pulse")
     sys.stdout.write(json.dumps(result) + "\n")
