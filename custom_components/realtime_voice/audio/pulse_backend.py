@@ -40,12 +40,11 @@ RECORD_LATENCY_MS: Final = 20
 """Fragment size of record streams: the server hands over audio this often."""
 PLAYBACK_BLOCK_SECONDS: Final = 0.01
 """Each write plays this much: what waits in the sink before the write that takes it."""
-PLAYBACK_LATENCY_MS: Final = 25
+PLAYBACK_LATENCY_MS: Final = 30
 """Target fill of the server's playback buffer. The device thread may be late by this minus one
-block (15 ms: the loop holding the GIL, a busy core) before the sink underruns. 25 ms kept
-every reply free of gaps on a loaded machine (scripts/bench, hearing phase, stress-ng on both
-cores) and took 8 ms off wire→speaker against 30; a smaller block, not a smaller margin, is
-what keeps the latency low."""
+block (20 ms: the loop holding the GIL, a busy core) before the sink underruns; a smaller block,
+not a smaller margin, is what keeps the latency low. 25 ms took 5 to 7 ms off wire→speaker but
+made the sink conceal a late frame inside speech in 2 of 4 loaded bench runs (0 of 3 at 30)."""
 _JOIN_SECONDS: Final = 2.0
 
 
